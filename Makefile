@@ -1,0 +1,34 @@
+# Two commands do everything (see README.md):
+#   make all   - create .venv, install, train the default CNN, build the book to _build/html
+#   make test  - the whole test suite: book build (warnings are errors), unit tests, nbval
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+JOBS ?= 2
+export PYTHONHASHSEED := 0
+
+.PHONY: all install train book test clean
+
+all: train book
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+train: install
+	$(PY) -m mnist_cnn train --out _build/model.npz
+
+book: install
+	$(VENV)/bin/jupyter-book build --all -W -n --keep-going .
+
+test: book
+	$(PY) -m pytest -n $(JOBS) --dist loadscope --nbval --nbval-current-env \
+		--nbval-sanitize-with nbval_sanitize.cfg tests chapters
+
+clean:
+	rm -rf _build

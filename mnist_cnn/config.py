@@ -1,0 +1,103 @@
+"""One dataclass with every training knob; nothing in the package reads globals."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu")
+POOLS = ("max", "avg")
+SCHEDULES = ("onecycle", "constant", "cosine")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every knob of the model and of training, passed explicitly (tests shrink it)."""
+
+    # Architecture: one conv -> activation -> pool block per entry of `conv_channels`.
+    conv_channels: tuple[int, ...] = (16, 32)
+    kernel_size: int = 3
+    activation: str = "relu"
+    pool: str = "avg"
+    dense: tuple[int, ...] = (128,)
+    dropout: float = 0.0
+    # Training.
+    epochs: int = 2
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    schedule: str = "onecycle"
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    seed: int = 0
+    # Hold out this many training images for validation (0: report the test set).
+    validation_size: int = 0
+    # Use only the first `train_size` training images (None: all 60,000).
+    train_size: int | None = None
+
+    def __post_init__(self) -> None:
+        # Lists from JSON or the CLI become tuples, so configs stay hashable and comparable.
+        object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
+        object.__setattr__(self, "dense", tuple(int(d) for d in self.dense))
+        problems = []
+        if not self.conv_channels or min(self.conv_channels) < 1:
+            problems.append(f"conv_channels must be positive integers, got {self.conv_channels}")
+        if self.dense and min(self.dense) < 1:
+            problems.append(f"dense widths must be positive integers, got {self.dense}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            problems.append(f"kernel_size must be a positive odd integer, got {self.kernel_size}")
+        if 28 >> len(self.conv_channels) < 1:
+            problems.append(f"{len(self.conv_channels)} pooling stages shrink 28x28 to nothing")
+        if self.activation not in ACTIVATIONS:
+            problems.append(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.pool not in POOLS:
+            problems.append(f"pool must be one of {POOLS}, got {self.pool!r}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.epochs < 1:
+            problems.append(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be at least 1, got {self.batch_size}")
+        if not self.learning_rate > 0:
+            problems.append(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.weight_decay < 0:
+            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.validation_size < 0:
+            problems.append(f"validation_size must be >= 0, got {self.validation_size}")
+        if self.train_size is not None and self.train_size < 1:
+            problems.append(f"train_size must be positive or None, got {self.train_size}")
+        if problems:
+            raise ValueError("invalid Config: " + "; ".join(problems))
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some fields changed (the dataclass is frozen)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        """The config as a JSON string (stored in checkpoints)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        """Rebuild a config from `to_json`; unknown keys are a clear error."""
+        values = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown Config fields {unknown}; this file was written by another version")
+        return cls(**values)
+
+
+PRESETS: dict[str, Config] = {
+    "default": Config(),
+    # The best-accuracy preset never looks at the test set: it keeps 5,000 training images back.
+    "best": Config(conv_channels=(32, 64), dense=(256,), epochs=8, batch_size=128,
+                   learning_rate=3e-3, label_smoothing=0.1, validation_size=5000),
+    # A few seconds of training for tests and quick looks.
+    "tiny": Config(conv_channels=(8, 16), dense=(32,), epochs=1, train_size=4000),
+}

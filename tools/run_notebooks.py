@@ -1,0 +1,46 @@
+"""Re-execute notebooks in place so their stored outputs are fresh (the book renders them).
+
+Usage: python tools/run_notebooks.py chapters/01_convolution.ipynb [...]
+Each notebook runs in a new kernel from its own folder, like nbval does in CI. A notebook that
+fails is left untouched and the script exits non-zero. Any stderr output is reported, since
+nbval compares stderr too and warnings must not leak into the book.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+
+def run(path: Path, timeout: int = 600) -> bool:
+    """Execute one notebook; write it back only if every cell succeeded."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        print(f"FAILED {path}:\n{err}", file=sys.stderr)
+        return False
+    stderr = [o.get("text", "") for c in nb.cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb")
+    os.close(fd)
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)
+    note = f" (stderr in {len(stderr)} outputs: check them)" if stderr else ""
+    print(f"ok {path} in {time.perf_counter() - start:.1f} s{note}")
+    return True
+
+
+if __name__ == "__main__":
+    results = [run(Path(p)) for p in sys.argv[1:]]
+    sys.exit(0 if all(results) else 1)
