@@ -1,4 +1,4 @@
-"""Command line: `python -m mnist_cnn train|evaluate|predict ...` (see --help)."""
+"""Command line: `python -m mnist_cnn train|evaluate|predict|export-web ...` (see --help)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("predict", help="classify image files (PNG/JPEG) with a saved model")
     r.add_argument("checkpoint")
     r.add_argument("images", nargs="+")
+    w = sub.add_parser("export-web", help="write a saved model as the JavaScript file the "
+                       "book's draw-a-digit page loads")
+    w.add_argument("checkpoint")
+    w.add_argument("out", help="the .js file to write (e.g. chapters/_static/mnist_cnn_model.js)")
     return p
 
 
@@ -73,11 +77,20 @@ def _predict(args) -> None:
         print(f"{path}: {int(probs.argmax())} (probability {probs.max():.3f})")
 
 
+def _export_web(args) -> None:
+    from . import load
+    from .export import export_web
+
+    path = export_web(load(args.checkpoint), args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors print one readable line and return a non-zero status."""
     args = _parser().parse_args(argv)
     try:
-        {"train": _train, "evaluate": _evaluate, "predict": _predict}[args.command](args)
+        {"train": _train, "evaluate": _evaluate, "predict": _predict,
+         "export-web": _export_web}[args.command](args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -26,7 +26,7 @@ def _flat_state(model: CNN) -> dict[str, np.ndarray]:
     state = nnx.state(model, _SAVED)
     flat = {}
     for path, value in nnx.to_flat_state(state):
-        flat["/".join(str(p) for p in path)] = np.asarray(value.value if hasattr(value, "value") else value)
+        flat["/".join(str(p) for p in path)] = np.asarray(value.get_value() if isinstance(value, nnx.Variable) else value)
     return flat
 
 
@@ -90,7 +90,7 @@ def load(path: str | os.PathLike) -> CNN:
     state = nnx.state(model, _SAVED)
     flat = nnx.to_flat_state(state)
     for p, var in flat:
-        var.value = jnp.asarray(stored["/".join(str(x) for x in p)], dtype=var.value.dtype)
+        var.set_value(jnp.asarray(stored["/".join(str(x) for x in p)], dtype=var.get_value().dtype))
     nnx.update(model, nnx.from_flat_state(flat))
     model.eval()
     return model

@@ -55,15 +55,15 @@ class CNN(nnx.Module):
 
     def set_input_stats(self, mean: float, std: float) -> None:
         """Store the training-set pixel mean and standard deviation used to normalise inputs."""
-        self.mean.value = jnp.asarray(mean, jnp.float32)
-        self.std.value = jnp.asarray(std, jnp.float32)
+        self.mean[...] = jnp.asarray(mean, jnp.float32)
+        self.std[...] = jnp.asarray(std, jnp.float32)
 
     def __call__(self, x: jax.Array, return_features: bool = False):
         """Logits (N, 10); with `return_features`, also a dict of every intermediate array."""
         act = ACTIVATION_FNS[self.config.activation]
         if x.ndim == 3:
             x = x[..., None]  # (N, 28, 28) -> (N, 28, 28, 1)
-        x = (x.astype(jnp.float32) - self.mean.value) / self.std.value
+        x = (x.astype(jnp.float32) - self.mean[...]) / self.std[...]
         features = {"input": x}
         for i, conv in enumerate(self.convs, start=1):
             x = conv(x)
@@ -86,10 +86,10 @@ def param_counts(model: CNN) -> dict[str, int]:
     """Number of trainable parameters in each layer, in forward order."""
     counts = {}
     for i, conv in enumerate(model.convs, start=1):
-        counts[f"conv{i}"] = conv.kernel.value.size + conv.bias.value.size
+        counts[f"conv{i}"] = conv.kernel.size + conv.bias.size
     for i, layer in enumerate(model.dense, start=1):
-        counts[f"dense{i}"] = layer.kernel.value.size + layer.bias.value.size
-    counts["head"] = model.head.kernel.value.size + model.head.bias.value.size
+        counts[f"dense{i}"] = layer.kernel.size + layer.bias.size
+    counts["head"] = model.head.kernel.size + model.head.bias.size
     return counts
 
 

@@ -1,0 +1,141 @@
+"""Export a trained CNN for the book's "draw a digit" page, and read such an export back.
+
+The web file is a small JavaScript file, `window.MNIST_CNN_MODEL = {...};`, so a static page
+can load it with a plain `<script>` tag, even from `file://` where `fetch` is not allowed. The
+object is JSON: the architecture, written out layer by layer so the JavaScript needs no
+knowledge of `Config`, and every weight array as base64 float16 (little-endian). Float16 halves
+the file (the default model then weighs about 0.55 MB), and `load_web` rebuilds exactly the
+model the page runs, so tests can compare the page with `mnist_cnn.predict` on that model.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from .config import Config
+from .model import CNN
+
+FORMAT = "mnist_cnn-web-v1"
+PREFIX = "window.MNIST_CNN_MODEL = "
+SUFFIX = ";\n"
+# JAX's defaults for the activations the JavaScript reimplements (see model.ACTIVATION_FNS).
+ACTIVATION_PARAMS = {"leaky_relu": {"negative_slope": 0.01}, "gelu": {"approximate": True}}
+
+
+def _tensor(value) -> dict:
+    """A weight array as {"shape": [...], "data": base64 of little-endian float16}."""
+    array = np.asarray(value, dtype=np.float32)
+    if not np.all(np.isfinite(array)):
+        raise ValueError("the model has NaN or infinite weights; train it again before exporting")
+    if np.abs(array).max(initial=0) > 65504:
+        raise ValueError("a weight is too large for float16 (|w| > 65504); this model cannot be exported")
+    data = array.astype("<f2").tobytes()
+    return {"shape": list(array.shape), "data": base64.b64encode(data).decode("ascii")}
+
+
+def _array(tensor: dict) -> np.ndarray:
+    """Inverse of `_tensor`: a float32 array of the stored shape."""
+    raw = base64.b64decode(tensor["data"], validate=True)
+    return np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(tensor["shape"])
+
+
+def web_description(model: CNN) -> dict:
+    """The model as the page sees it: the layers in forward order, with weights as base64 float16."""
+    if not isinstance(model, CNN):
+        raise ValueError(f"export needs an mnist_cnn.CNN, got {type(model).__name__}")
+    config = model.config
+    layers: list[dict] = []
+    side = 28
+    for i, conv in enumerate(model.convs, start=1):
+        kernel = conv.kernel.value  # HWIO: (k, k, in, out)
+        layers.append({"type": "conv", "name": f"conv{i}", "padding": "same",
+                       "kernel": _tensor(kernel), "bias": _tensor(conv.bias.value)})
+        layers.append({"type": "activation", "name": f"act{i}", "function": config.activation})
+        # Pooling drops an odd last row and column (model.pool2x2 reshapes).
+        side //= 2
+        layers.append({"type": "pool", "name": f"pool{i}", "kind": config.pool, "size": 2,
+                       "output": [side, side, int(kernel.shape[-1])]})
+    layers.append({"type": "flatten", "name": "flatten", "order": "HWC"})
+    for i, dense in enumerate(model.dense, start=1):
+        layers.append({"type": "dense", "name": f"dense{i}", "kernel": _tensor(dense.kernel.value),
+                       "bias": _tensor(dense.bias.value)})
+        layers.append({"type": "activation", "name": f"dense{i}_act", "function": config.activation})
+    layers.append({"type": "dense", "name": "logits", "kernel": _tensor(model.head.kernel.value),
+                   "bias": _tensor(model.head.bias.value)})
+    layers.append({"type": "softmax", "name": "probabilities"})
+    return {
+        "format": FORMAT,
+        "dtype": "float16",
+        "config": json.loads(config.to_json()),
+        "input": {"shape": [28, 28, 1], "mean": float(model.mean.value), "std": float(model.std.value)},
+        "activation_params": ACTIVATION_PARAMS.get(config.activation, {}),
+        "layers": layers,
+    }
+
+
+def export_web(model: CNN, out_path: str | os.PathLike) -> Path:
+    """Write `model` as a web file (`window.MNIST_CNN_MODEL = {...};`), via a temporary file and rename."""
+    path = Path(out_path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give a file name such as mnist_cnn_model.js")
+    if path.suffix != ".js":
+        raise ValueError(f"{path}: the web export is a JavaScript file; give a name ending in .js")
+    text = PREFIX + json.dumps(web_description(model), separators=(",", ":")) + SUFFIX
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a web server must read it
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_web(path: str | os.PathLike) -> CNN:
+    """Rebuild the CNN a web file describes (float16 weights widened to float32)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no web export at {path}; make one with `python -m mnist_cnn export-web`")
+    text = path.read_text(encoding="ascii", errors="replace")
+    if not (text.startswith(PREFIX) and text.endswith(SUFFIX)):
+        raise ValueError(f"{path} is not an mnist_cnn web export (expected '{PREFIX}{{...}};')")
+    try:
+        spec = json.loads(text[len(PREFIX):-len(SUFFIX)])
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: its JSON is damaged ({err})") from None
+    if spec.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an mnist_cnn web export (expected format {FORMAT})")
+    config = Config.from_json(json.dumps(spec["config"]))
+    model = CNN(config, rngs=nnx.Rngs(0))
+    weighted = {layer["name"]: layer for layer in spec["layers"] if "kernel" in layer}
+    modules = [(f"conv{i}", m) for i, m in enumerate(model.convs, start=1)]
+    modules += [(f"dense{i}", m) for i, m in enumerate(model.dense, start=1)]
+    modules.append(("logits", model.head))
+    if set(weighted) != {name for name, _ in modules}:
+        raise ValueError(f"{path}: its layers {sorted(weighted)} do not fit the config it stores")
+    for name, module in modules:
+        for attr in ("kernel", "bias"):
+            value = _array(weighted[name][attr])
+            target = getattr(module, attr)
+            if value.shape != target.value.shape:
+                raise ValueError(f"{path}: {name}.{attr} has shape {value.shape}, "
+                                 f"the config needs {target.value.shape}")
+            target.value = jnp.asarray(value)
+    model.set_input_stats(spec["input"]["mean"], spec["input"]["std"])
+    model.eval()
+    return model

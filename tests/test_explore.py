@@ -1,0 +1,214 @@
+"""Chapter 8's analysis helpers, each against a direct NumPy computation or the IDX parser."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from mnist_cnn import explore  # noqa: E402
+from mnist_cnn.data import FILES, MNISTNotFoundError, parse_idx  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _small(seed: int = 0, n: int = 60, side: int = 5):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
+    y = np.concatenate([np.arange(10), rng.integers(0, 10, n - 10)])
+    return x, y
+
+
+# --- IDX headers ---------------------------------------------------------------------------------
+
+def test_read_header_agrees_with_the_parsed_files(mnist, mnist_dir):
+    (x_train, y_train), (x_test, y_test) = mnist
+    arrays = dict(zip(FILES, (x_train, y_train, x_test, y_test)))
+    for stem in FILES:
+        info = explore.describe_header(explore.read_header(stem, mnist_dir))
+        assert info["shape"] == arrays[stem].shape
+        assert info["type_code"] == 0x08 and info["type"] == "unsigned byte"
+        assert info["ndim"] == arrays[stem].ndim and info["header_bytes"] == 4 + 4 * arrays[stem].ndim
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 4, 5), (1, 2, 3, 4)])
+def test_describe_header_matches_parse_idx(shape):
+    header = struct.pack(f">HBB{len(shape)}I", 0, 8, len(shape), *shape)
+    payload = np.arange(np.prod(shape), dtype=np.uint64).astype(np.uint8).tobytes()
+    info = explore.describe_header(header)
+    assert info["shape"] == parse_idx(header + payload).shape
+    assert info["magic"] == 0x0800 + len(shape)
+    lines = explore.format_header(header).splitlines()
+    assert len(lines) == 1 + len(shape)
+    assert lines[0].startswith(header[:4].hex(" "))
+    for i, size in enumerate(shape):
+        assert lines[1 + i].startswith(header[4 + 4 * i:8 + 4 * i].hex(" "))
+        assert lines[1 + i].endswith(f"{size:,}")
+
+
+def test_read_header_from_gzip_and_raw_files(tmp_path):
+    header = struct.pack(">HBB3I", 0, 8, 3, 2, 3, 3)
+    stem_gz, stem_raw = "train-images-idx3-ubyte", "t10k-images-idx3-ubyte"
+    with gzip.open(tmp_path / f"{stem_gz}.gz", "wb") as f:
+        f.write(header + bytes(18))
+    (tmp_path / stem_raw).write_bytes(header + bytes(18))
+    assert explore.read_header(stem_gz, tmp_path) == header
+    assert explore.read_header(stem_raw, tmp_path) == header
+
+
+def test_header_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown MNIST file"):
+        explore.read_header("train-images", tmp_path)
+    with pytest.raises(MNISTNotFoundError, match="does not hold"):
+        explore.read_header(FILES[0], tmp_path)
+    with pytest.raises(ValueError, match="two zero bytes"):
+        explore.describe_header(b"\x01\x00\x08\x01\x00\x00\x00\x01")
+    with pytest.raises(ValueError, match="needs 16 bytes"):
+        explore.describe_header(b"\x00\x00\x08\x03\x00\x00\x00\x01")
+
+
+# --- statistics ----------------------------------------------------------------------------------
+
+def test_class_counts_against_bincount(mnist):
+    (_, y_train), (_, y_test) = mnist
+    for y in (y_train, y_test):
+        assert explore.class_counts(y).tolist() == np.bincount(y, minlength=10).tolist()
+    # A class that never occurs still gets its zero.
+    assert explore.class_counts(np.array([1, 1, 3])).tolist() == [0, 2, 0, 1, 0, 0, 0, 0, 0, 0]
+    with pytest.raises(ValueError, match="0..9"):
+        explore.class_counts(np.array([0, 10]))
+    with pytest.raises(ValueError, match="1-D integer"):
+        explore.class_counts(np.array([0.5]))
+
+
+def test_class_means_and_stds_against_a_loop():
+    x, y = _small()
+    means, stds = explore.class_mean_images(x, y), explore.class_std_images(x, y)
+    for c in range(10):
+        members = [x[i] / 255.0 for i in range(len(x)) if y[i] == c]
+        np.testing.assert_allclose(means[c], np.mean(members, axis=0), atol=1e-12)
+        np.testing.assert_allclose(stds[c], np.std(members, axis=0), atol=1e-12)
+    with pytest.raises(ValueError, match=r"classes \[9\] have no images"):
+        explore.class_mean_images(x[y != 9], y[y != 9])
+
+
+def test_class_means_add_up_to_the_overall_mean(mnist):
+    (x_train, y_train), _ = mnist
+    means = explore.class_mean_images(x_train, y_train)
+    weights = explore.class_counts(y_train) / len(y_train)
+    np.testing.assert_allclose(np.tensordot(weights, means, axes=1), x_train.mean(axis=0) / 255, atol=1e-9)
+
+
+def test_pixel_value_counts_against_unique():
+    x, _ = _small(1)
+    values, counts = np.unique(x, return_counts=True)
+    expected = np.zeros(256, int)
+    expected[values] = counts
+    assert explore.pixel_value_counts(x).tolist() == expected.tolist()
+    with pytest.raises(ValueError, match="uint8"):
+        explore.pixel_value_counts(x / 255.0)
+
+
+def test_always_empty():
+    x = np.zeros((3, 4, 4), np.uint8)
+    x[0, 1, 2] = 5
+    x[2, 3, 3] = 1
+    mask = explore.always_empty(x)
+    assert mask.sum() == 14 and not mask[1, 2] and not mask[3, 3]
+    assert explore.always_empty_fraction(x) == pytest.approx(14 / 16)
+
+
+def test_always_empty_on_mnist(mnist):
+    (x_train, _), _ = mnist
+    assert explore.always_empty_fraction(x_train) == pytest.approx((x_train.max(axis=0) == 0).mean())
+
+
+def test_pca_against_svd():
+    x, _ = _small(2, n=80, side=6)
+    coords, directions, ratio = explore.pca(x, 3)
+    flat = x.reshape(len(x), -1) / 255.0
+    centred = flat - flat.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    # Directions are defined up to sign; the function fixes it, so compare with signs aligned.
+    signs = np.sign(np.sum(directions * vt[:3], axis=1))
+    np.testing.assert_allclose(directions, vt[:3] * signs[:, None], atol=1e-8)
+    np.testing.assert_allclose(coords, (centred @ vt[:3].T) * signs, atol=1e-8)
+    np.testing.assert_allclose(ratio, s[:3] ** 2 / np.sum(s ** 2), atol=1e-10)
+    assert np.all(directions[np.arange(3), np.abs(directions).argmax(axis=1)] > 0)
+    with pytest.raises(ValueError, match="components"):
+        explore.pca(x, 0)
+
+
+def test_distances_and_most_unusual_against_a_loop():
+    x, y = _small(3)
+    means = explore.class_mean_images(x, y)
+    expected = np.array([np.linalg.norm(x[i] / 255.0 - means[y[i]]) for i in range(len(x))])
+    np.testing.assert_allclose(explore.distance_to_class_mean(x, y), expected, rtol=1e-5)
+    top = explore.most_unusual(x, y, k=5)
+    assert top.tolist() == np.argsort(-expected)[:5].tolist()
+    with pytest.raises(ValueError, match="k must be"):
+        explore.most_unusual(x, y, k=0)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        explore.most_unusual(x, y[:-1])
+
+
+# --- plots ---------------------------------------------------------------------------------------
+
+def test_plot_pixel_matrix_writes_every_value():
+    image = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    fig = explore.plot_pixel_matrix(image)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == [str(v) for v in image.ravel()]
+    with pytest.raises(ValueError, match="2-D"):
+        explore.plot_pixel_matrix(image[None])
+
+
+def test_plot_class_counts_bar_heights():
+    counts = {"train": np.arange(10) * 3, "test": np.arange(10)[::-1]}
+    fig = explore.plot_class_counts(counts)
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == counts["train"].tolist() + counts["test"].tolist()
+    with pytest.raises(ValueError, match="same number of classes"):
+        explore.plot_class_counts({"a": np.ones(10), "b": np.ones(9)})
+
+
+def test_plot_pixel_histogram_bar_heights():
+    counts = np.arange(256) + 1
+    fig = explore.plot_pixel_histogram(counts)
+    assert [p.get_height() for p in fig.axes[0].patches] == counts.tolist()
+
+
+def test_plot_class_grid_shows_the_first_images_of_each_class():
+    x, y = _small(4, n=100)
+    fig = explore.plot_class_grid(x, y, per_class=2)
+    assert len(fig.axes) == 20
+    for c in range(10):
+        for j, i in enumerate(np.flatnonzero(y == c)[:2]):
+            shown = fig.axes[2 * c + j].images[0].get_array()
+            np.testing.assert_array_equal(shown, x[i])
+    with pytest.raises(ValueError, match="per_class"):
+        explore.plot_class_grid(x, y, per_class=1000)
+
+
+def test_plot_images_and_surface_and_pca():
+    x, y = _small(5, n=12)
+    fig = explore.plot_images(x, [str(v) for v in y], ncols=5)
+    titled = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titled == [str(v) for v in y]
+    with pytest.raises(ValueError, match="titles"):
+        explore.plot_images(x, ["a"])
+    fig = explore.plot_surface(x[0])
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), x[0])
+    coords, _, ratio = explore.pca(x, 2)
+    fig = explore.plot_pca(coords, y, ratio)
+    np.testing.assert_allclose(fig.axes[0].collections[0].get_offsets(), coords)
