@@ -23,7 +23,16 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 train: install
 	$(PY) -m mnist_cnn train --out _build/model.npz
 
-book: install
+# The "draw a digit" page runs the book's trained model in JavaScript: export it before each
+# build (generated, never committed). pretrained() trains once and caches the model.
+WEB_MODEL := chapters/_static/mnist_cnn_model.js
+
+$(WEB_MODEL): $(VENV)/.installed $(wildcard mnist_cnn/*.py)
+	mkdir -p _build
+	$(PY) -c "import mnist_cnn; mnist_cnn.save(mnist_cnn.pretrained(), '_build/pretrained.npz')"
+	$(PY) -m mnist_cnn export-web _build/pretrained.npz $@
+
+book: install $(WEB_MODEL)
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going .
 
 test: book
@@ -31,4 +40,4 @@ test: book
 		--nbval-sanitize-with nbval_sanitize.cfg tests chapters
 
 clean:
-	rm -rf _build
+	rm -rf _build $(WEB_MODEL)

@@ -55,9 +55,9 @@ def web_description(model: CNN) -> dict:
     layers: list[dict] = []
     side = 28
     for i, conv in enumerate(model.convs, start=1):
-        kernel = conv.kernel.value  # HWIO: (k, k, in, out)
+        kernel = conv.kernel.get_value()  # HWIO: (k, k, in, out)
         layers.append({"type": "conv", "name": f"conv{i}", "padding": "same",
-                       "kernel": _tensor(kernel), "bias": _tensor(conv.bias.value)})
+                       "kernel": _tensor(kernel), "bias": _tensor(conv.bias.get_value())})
         layers.append({"type": "activation", "name": f"act{i}", "function": config.activation})
         # Pooling drops an odd last row and column (model.pool2x2 reshapes).
         side //= 2
@@ -65,17 +65,17 @@ def web_description(model: CNN) -> dict:
                        "output": [side, side, int(kernel.shape[-1])]})
     layers.append({"type": "flatten", "name": "flatten", "order": "HWC"})
     for i, dense in enumerate(model.dense, start=1):
-        layers.append({"type": "dense", "name": f"dense{i}", "kernel": _tensor(dense.kernel.value),
-                       "bias": _tensor(dense.bias.value)})
+        layers.append({"type": "dense", "name": f"dense{i}", "kernel": _tensor(dense.kernel.get_value()),
+                       "bias": _tensor(dense.bias.get_value())})
         layers.append({"type": "activation", "name": f"dense{i}_act", "function": config.activation})
-    layers.append({"type": "dense", "name": "logits", "kernel": _tensor(model.head.kernel.value),
-                   "bias": _tensor(model.head.bias.value)})
+    layers.append({"type": "dense", "name": "logits", "kernel": _tensor(model.head.kernel.get_value()),
+                   "bias": _tensor(model.head.bias.get_value())})
     layers.append({"type": "softmax", "name": "probabilities"})
     return {
         "format": FORMAT,
         "dtype": "float16",
         "config": json.loads(config.to_json()),
-        "input": {"shape": [28, 28, 1], "mean": float(model.mean.value), "std": float(model.std.value)},
+        "input": {"shape": [28, 28, 1], "mean": float(model.mean.get_value()), "std": float(model.std.get_value())},
         "activation_params": ACTIVATION_PARAMS.get(config.activation, {}),
         "layers": layers,
     }
@@ -132,10 +132,10 @@ def load_web(path: str | os.PathLike) -> CNN:
         for attr in ("kernel", "bias"):
             value = _array(weighted[name][attr])
             target = getattr(module, attr)
-            if value.shape != target.value.shape:
+            if value.shape != target.get_value().shape:
                 raise ValueError(f"{path}: {name}.{attr} has shape {value.shape}, "
-                                 f"the config needs {target.value.shape}")
-            target.value = jnp.asarray(value)
+                                 f"the config needs {target.get_value().shape}")
+            target.set_value(jnp.asarray(value))
     model.set_input_stats(spec["input"]["mean"], spec["input"]["std"])
     model.eval()
     return model

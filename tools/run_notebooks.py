@@ -19,6 +19,23 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _drop_widget_state(nb) -> None:
+    """Keep the text form of widget outputs (progress bars) and drop the widget state.
+
+    Stored widget state makes the rendered page load require.js and the widget library from a
+    CDN; a static book shows the text fallback instead, which also works offline.
+    """
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and "text/plain" in data:
+                del data[WIDGET_VIEW]
+
+
 def run(path: Path, timeout: int = 600) -> bool:
     """Execute one notebook; write it back only if every cell succeeded."""
     nb = nbformat.read(path, as_version=4)
@@ -30,6 +47,7 @@ def run(path: Path, timeout: int = 600) -> bool:
     except CellExecutionError as err:
         print(f"FAILED {path}:\n{err}", file=sys.stderr)
         return False
+    _drop_widget_state(nb)
     stderr = [o.get("text", "") for c in nb.cells if c.cell_type == "code"
               for o in c.get("outputs", []) if o.get("name") == "stderr"]
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb")
