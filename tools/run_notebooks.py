@@ -8,6 +8,7 @@ nbval compares stderr too and warnings must not leak into the book.
 
 from __future__ import annotations
 
+import html
 import os
 import sys
 import tempfile
@@ -22,18 +23,36 @@ from nbclient.exceptions import CellExecutionError
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
+def _widget_text(model_id: str, state: dict) -> str | None:
+    """The final text of a tqdm progress-bar widget (an HBox of HTML, progress, HTML)."""
+    box = state.get(model_id, {}).get("state", {})
+    parts = []
+    for child in box.get("children", []):
+        child = state.get(child.removeprefix("IPY_MODEL_"), {})
+        values = child.get("state", {})
+        if child.get("model_name") == "FloatProgressModel" and values.get("max"):
+            filled = round(10 * values.get("value", 0) / values["max"])
+            parts.append("|" + "█" * filled + " " * (10 - filled) + "|")
+        elif "value" in values:
+            parts.append(html.unescape(str(values["value"])).replace("\u2007", " "))
+    return "".join(parts) or None
+
+
 def _drop_widget_state(nb) -> None:
-    """Keep the text form of widget outputs (progress bars) and drop the widget state.
+    """Replace widget outputs (progress bars) by their final text and drop the widget state.
 
     Stored widget state makes the rendered page load require.js and the widget library from a
-    CDN; a static book shows the text fallback instead, which also works offline.
+    CDN; a static book shows the bar's final text instead, which also works offline.
     """
-    nb.metadata.pop("widgets", None)
+    state = (nb.metadata.pop("widgets", None) or {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            if WIDGET_VIEW in data and "text/plain" in data:
-                del data[WIDGET_VIEW]
+            if WIDGET_VIEW in data:
+                text = _widget_text(data.pop(WIDGET_VIEW)["model_id"], state)
+                if text:
+                    data["text/plain"] = text
 
 
 def run(path: Path, timeout: int = 600) -> bool:
