@@ -1,7 +1,8 @@
 """Looking at MNIST before training on it: IDX headers, class balance, mean digits, PCA, outliers.
 
 Every function takes the uint8 arrays `load_data()` returns, (N, 28, 28) images and (N,) labels,
-and returns NumPy arrays; the `plot_*` helpers draw them and return the matplotlib figure.
+and returns NumPy arrays; the `plot_*` helpers draw them and return the matplotlib figure
+(image grids and matrices with their numbers are drawn by `mnist_cnn.viz`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from .data import ENV_VAR, FILES, MNISTNotFoundError, _find, cache_dir
 
@@ -191,32 +193,7 @@ def most_unusual(x: np.ndarray, y: np.ndarray, k: int = 10, num_classes: int = 1
 
 # --- plots ---------------------------------------------------------------------------------------
 
-def plot_images(images: np.ndarray, titles: list[str] | None = None, ncols: int = 10,
-                cmap: str = "gray_r", size: float = 1.0, suptitle: str | None = None,
-                vmin: float | None = None, vmax: float | None = None):
-    """A grid of 2-D images (N, H, W) with optional titles; returns the figure."""
-    images = np.asarray(images)
-    if images.ndim != 3 or len(images) == 0:
-        raise ValueError(f"images must have shape (N, H, W) with N >= 1, got {images.shape}")
-    if titles is not None and len(titles) != len(images):
-        raise ValueError(f"got {len(titles)} titles for {len(images)} images")
-    ncols = min(ncols, len(images))
-    nrows = -(-len(images) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows * 1.15 + 0.3),
-                             squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < len(images):
-            ax.imshow(images[i], cmap=cmap, vmin=vmin, vmax=vmax)
-            if titles is not None:
-                ax.set_title(titles[i], fontsize=8)
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    return fig
-
-
-def plot_class_grid(x: np.ndarray, y: np.ndarray, per_class: int = 10, num_classes: int = 10):
+def plot_class_grid(x: np.ndarray, y: np.ndarray, per_class: int = 10, num_classes: int = 10) -> Figure:
     """One row per class with its first `per_class` images, the label at the left; returns the figure."""
     x, y = _check_pair(x, y)
     counts = class_counts(y, num_classes)
@@ -234,26 +211,7 @@ def plot_class_grid(x: np.ndarray, y: np.ndarray, per_class: int = 10, num_class
     return fig
 
 
-def plot_pixel_matrix(image: np.ndarray, ax=None, fontsize: float = 5.5):
-    """An image drawn with every pixel's value written in its cell; returns the figure."""
-    image = np.asarray(image)
-    if image.ndim != 2:
-        raise ValueError(f"image must be 2-D (H, W), got shape {image.shape}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(0.32 * image.shape[1], 0.32 * image.shape[0]))
-    high = image.max() if image.max() > 0 else 1
-    ax.imshow(image, cmap="gray_r", vmin=0, vmax=high)
-    for (r, c), v in np.ndenumerate(image):
-        # Light text on dark cells, dark text on light ones, so every number stays readable.
-        ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=fontsize,
-                color="white" if v > high / 2 else "black")
-    ax.set_xticks(range(image.shape[1]))
-    ax.set_yticks(range(image.shape[0]))
-    ax.tick_params(labelsize=6, length=0)
-    return ax.figure
-
-
-def plot_surface(image: np.ndarray, title: str | None = None):
+def plot_surface(image: np.ndarray, title: str | None = None) -> Figure:
     """The image as a 3-D surface (height = pixel value) beside a heat map; returns the figure."""
     image = np.asarray(image)
     if image.ndim != 2:
@@ -275,7 +233,7 @@ def plot_surface(image: np.ndarray, title: str | None = None):
     return fig
 
 
-def plot_class_counts(counts: dict[str, np.ndarray]):
+def plot_class_counts(counts: dict[str, np.ndarray]) -> Figure:
     """Grouped bars of class counts, one group per class and one bar per split; returns the figure."""
     if not counts:
         raise ValueError("give at least one split, e.g. {'train': class_counts(y_train)}")
@@ -294,7 +252,7 @@ def plot_class_counts(counts: dict[str, np.ndarray]):
     return fig
 
 
-def plot_pixel_histogram(value_counts: np.ndarray):
+def plot_pixel_histogram(value_counts: np.ndarray) -> Figure:
     """Bar chart of how often each pixel value 0..255 occurs, on a log scale; returns the figure."""
     value_counts = np.asarray(value_counts)
     if value_counts.shape != (256,):
@@ -307,7 +265,7 @@ def plot_pixel_histogram(value_counts: np.ndarray):
     return fig
 
 
-def plot_pca(coords: np.ndarray, y: np.ndarray, ratio: np.ndarray | None = None):
+def plot_pca(coords: np.ndarray, y: np.ndarray, ratio: np.ndarray | None = None) -> Figure:
     """Scatter of 2-D PCA coordinates coloured by class, with each class's centre labelled."""
     coords, y = np.asarray(coords), np.asarray(y)
     if coords.ndim != 2 or coords.shape[1] < 2 or len(coords) != len(y):

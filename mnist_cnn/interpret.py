@@ -2,7 +2,8 @@
 
 Images are what `load_data()` returns, uint8 (N, 28, 28), or floats in [0, 1]; labels are (N,)
 integers; `probs` are the (N, 10) class probabilities of `probabilities()`. The `plot_*` helpers
-draw the results and return the matplotlib figure.
+draw the results and return the matplotlib figure; image grids and filter banks come from
+`mnist_cnn.viz`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 from flax import nnx
+from matplotlib.figure import Figure
 
-from .explore import plot_images
 from .model import CNN
 from .predict import predict
 from .train import History, evaluate
+from .viz import show_images
 
 
 def _as_unit(x) -> np.ndarray:
@@ -110,7 +112,7 @@ def most_confident_mistakes(y_true, probs: np.ndarray, k: int = 10) -> np.ndarra
 
 @nnx.jit
 def _input_gradient(model: CNN, x: jax.Array, labels: jax.Array) -> jax.Array:
-    def score(x):
+    def score(x: jax.Array) -> jax.Array:
         # Images do not interact in the model, so the gradient of the sum is each image's own.
         logits = model(x)
         return jnp.take_along_axis(logits, labels[:, None], axis=1).sum()
@@ -202,19 +204,30 @@ def feature_maps(model: CNN, image) -> dict[str, np.ndarray]:
     if image.shape != (28, 28):
         raise ValueError(f"image must have shape (28, 28), got {image.shape}")
     model.eval()
-    _, features = model(jnp.asarray(_as_unit(image))[None], return_features=True)
-    return {name: np.asarray(a[0]) for name, a in features.items()}
+    features = _features(model, jnp.asarray(_as_unit(image))[None])
+    # Forward order, as the model builds the dict (a jit output's dict comes back sorted by key).
+    names = _feature_names(model)
+    return {name: np.asarray(features[name][0]) for name in names}
 
 
-def first_layer_filters(model: CNN) -> np.ndarray:
-    """The learned first-layer kernels as (channels, k, k) images (the kernel is stored HWIO)."""
-    kernel = np.asarray(model.convs[0].kernel[...])  # (k, k, 1, channels)
-    return kernel[:, :, 0, :].transpose(2, 0, 1)
+@nnx.jit
+def _features(model: CNN, x: jax.Array) -> dict[str, jax.Array]:
+    return model(x, return_features=True)[1]
+
+
+def _feature_names(model: CNN) -> list[str]:
+    """The feature names in forward order, from the model's own structure."""
+    names = ["input"]
+    for i in range(1, len(model.convs) + 1):
+        names += [f"conv{i}", f"act{i}", f"pool{i}"]
+    names.append("flatten")
+    names += [f"dense{i}" for i in range(1, len(model.dense) + 1)]
+    return names + ["logits"]
 
 
 # --- plots ---------------------------------------------------------------------------------------
 
-def plot_learning_curves(history: History):
+def plot_learning_curves(history: History) -> Figure:
     """Training loss, and train vs test accuracy, per epoch; returns the figure."""
     if not history.epoch:
         raise ValueError("the history is empty: train for at least one epoch")
@@ -233,7 +246,7 @@ def plot_learning_curves(history: History):
     return fig
 
 
-def plot_confusion_matrix(matrix: np.ndarray):
+def plot_confusion_matrix(matrix: np.ndarray) -> Figure:
     """The confusion matrix with its counts written in; colour on a log scale so rare errors show."""
     matrix = np.asarray(matrix)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
@@ -252,7 +265,7 @@ def plot_confusion_matrix(matrix: np.ndarray):
     return fig
 
 
-def plot_gallery(images, y_true, probs: np.ndarray, ncols: int = 8):
+def plot_gallery(images, y_true, probs: np.ndarray, ncols: int = 8) -> Figure:
     """Digits titled 'true -> predicted (probability)'; returns the figure."""
     images = _check_images(images)
     probs = np.asarray(probs)
@@ -261,10 +274,10 @@ def plot_gallery(images, y_true, probs: np.ndarray, ncols: int = 8):
         raise ValueError(f"probs must have shape ({len(images)}, 10), got {probs.shape}")
     pred = probs.argmax(axis=1)
     titles = [f"{t}→{p} ({probs[i, p]:.2f})" for i, (t, p) in enumerate(zip(y_true, pred))]
-    return plot_images(images, titles, ncols=ncols, size=1.2)
+    return show_images(images, titles, ncols=ncols, size=1.2, cmap="gray_r")
 
 
-def plot_saliency(images, maps: np.ndarray, titles: list[str] | None = None):
+def plot_saliency(images, maps: np.ndarray, titles: list[str] | None = None) -> Figure:
     """Each digit above the absolute value of its saliency map; returns the figure."""
     images = _check_images(images)
     maps = np.asarray(maps)
@@ -284,9 +297,11 @@ def plot_saliency(images, maps: np.ndarray, titles: list[str] | None = None):
     return fig
 
 
-def plot_occlusion(image, grid: np.ndarray, patch: int, stride: int, title: str | None = None):
+def plot_occlusion(image, grid: np.ndarray, patch: int, stride: int, title: str | None = None) -> Figure:
     """The digit beside its occlusion map, placed so each cell sits at its square's centre."""
     image, grid = np.asarray(image), np.asarray(grid)
+    if image.ndim != 2 or grid.ndim != 2 or grid.shape[0] != grid.shape[1]:
+        raise ValueError(f"need a 2-D image and a square occlusion grid, got {image.shape} and {grid.shape}")
     n = grid.shape[0]
     # Cell i covers the patch centred at i * stride + (patch - 1) / 2, one stride wide.
     low = (patch - 1) / 2 - stride / 2
@@ -306,7 +321,7 @@ def plot_occlusion(image, grid: np.ndarray, patch: int, stride: int, title: str 
 
 
 def plot_feature_maps(features: dict[str, np.ndarray], layers: Sequence[str] | None = None,
-                      max_channels: int = 8):
+                      max_channels: int = 8) -> Figure:
     """One row per layer: the first `max_channels` channels of spatial maps, vectors as a strip."""
     layers = list(layers) if layers is not None else list(features)
     unknown = [name for name in layers if name not in features]
@@ -331,22 +346,4 @@ def plot_feature_maps(features: dict[str, np.ndarray], layers: Sequence[str] | N
                 ax.set_xticks(range(a.size))
             ax.tick_params(labelsize=6)
             ax.set_title(f"{name} ({a.size} values)", fontsize=8, loc="left")
-    return fig
-
-
-def plot_filters(filters: np.ndarray):
-    """Kernels (C, k, k) with a colour scale symmetric about zero, weights written in; returns the figure."""
-    filters = np.asarray(filters)
-    if filters.ndim != 3:
-        raise ValueError(f"filters must have shape (C, k, k), got {filters.shape}")
-    high = np.abs(filters).max()
-    ncols = min(8, len(filters))
-    nrows = -(-len(filters) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.3 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < len(filters):
-            ax.imshow(filters[i], cmap="RdBu_r", vmin=-high, vmax=high)
-            ax.set_title(f"filter {i}", fontsize=8)
-    fig.tight_layout()
     return fig

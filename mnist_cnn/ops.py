@@ -91,7 +91,9 @@ def _as_bias(b, c_out: int) -> np.ndarray:
     """None | scalar | (C_out,) -> float64 (C_out,)."""
     if b is None:
         return np.zeros(c_out)
-    b = np.broadcast_to(np.asarray(b, dtype=np.float64), (c_out,)) if np.ndim(b) == 0 else np.asarray(b, np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if b.ndim == 0:
+        b = np.full(c_out, float(b))  # one number: the same bias for every filter
     if b.shape != (c_out,):
         raise ValueError(f"b must be a scalar or have shape ({c_out},), one bias per filter; got {b.shape}")
     return b
@@ -253,9 +255,8 @@ class WindowStep:
 def conv_steps(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> list[WindowStep]:
     """Every step of `conv2d` on one image, filter by filter, row by row: the frames of an animation."""
     x, rank = _as_batch(x)
-    if rank == 4:
-        if x.shape[0] != 1:
-            raise ValueError(f"conv_steps follows one image; got a batch of {x.shape[0]}: pass x[0]")
+    if rank == 4 and x.shape[0] != 1:
+        raise ValueError(f"conv_steps follows one image; got a batch of {x.shape[0]}: pass x[0]")
     w = _as_filters(w, x.shape[-1])
     b = _as_bias(b, w.shape[-1])
     (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)

@@ -7,6 +7,7 @@ exactly the steps that are drawn), so the pictures cannot disagree with the comp
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Callable, Sequence
 
@@ -159,6 +160,27 @@ _KIND_NAMES = {"input": "INPUT", "conv": "CONV", "act": "RELU", "pool": "POOL", 
                "dense": "FC", "logits": "FC (logits)"}
 
 
+def in_forward_order(shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """The layers of a `layer_shapes` dict in the order data flows through them.
+
+    JAX returns dicts from traced functions with their keys sorted alphabetically (act1 before
+    conv1), so the order is rebuilt from the names: input, then conv/act/pool per block, flatten,
+    the dense layers, logits.
+    """
+    stage = {"input": 0, "conv": 1, "act": 1, "pool": 1, "flatten": 2, "dense": 3, "logits": 4}
+    within = {"conv": 0, "act": 1, "pool": 2}
+
+    def key(name: str) -> tuple[int, int, int]:
+        kind = re.sub(r"\d+$", "", name)
+        number = int(name[len(kind):] or 0)
+        if kind not in stage:
+            raise ValueError(f"unknown layer name {name!r}: expected input, convN, actN, poolN, "
+                             "flatten, denseN or logits")
+        return stage[kind], number, within.get(kind, 0)
+
+    return {name: shapes[name] for name in sorted(shapes, key=key)}
+
+
 def draw_architecture(shapes: dict[str, tuple[int, ...]], activation: str = "relu") -> Figure:
     """The layers of a CNN as boxes sized by their output shapes (e.g. from `layer_shapes(model)`).
 
@@ -167,6 +189,7 @@ def draw_architecture(shapes: dict[str, tuple[int, ...]], activation: str = "rel
     """
     if not shapes:
         raise ValueError("shapes is empty: pass mnist_cnn.layer_shapes(model)")
+    shapes = in_forward_order(shapes)
     names = list(shapes)
     fig, ax = plt.subplots(figsize=(1.05 * len(names), 3.2))
     x = 0.0
@@ -237,10 +260,11 @@ def conv_equation(step: WindowStep, fmt: Callable[[float], str]) -> str:
     return "\n".join(lines)
 
 
-def pool_equation(step: WindowStep, kind: str, fmt: Callable[[float], str]) -> str:
+def pool_equation(step: WindowStep, kind: str, fmt: Callable[[float], str],
+                  out_fmt: Callable[[float], str] | None = None) -> str:
     """One pooling step written out: max(...) or mean(...) of the window."""
     values = ", ".join(fmt(v) for v in step.window.ravel())
-    return (f"{'max' if kind == 'max' else 'mean'}({values}) = {fmt(step.value)}"
+    return (f"{'max' if kind == 'max' else 'mean'}({values}) = {(out_fmt or fmt)(step.value)}"
             f"  →  output[{step.row}, {step.col}, {step.channel}]")
 
 
@@ -261,14 +285,15 @@ def _animate_windows(inputs: np.ndarray, padding: tuple[int, int], window: tuple
     n_filters = 0 if kernels is None else kernels.shape[-1]
     fontsize = 8
     values = [inputs] + ([kernels] if kernels is not None else [])
-    fmt = number_format(np.concatenate([np.ravel(v) for v in values] + [[s.value for s in steps]]))
+    fmt = number_format(np.concatenate([np.ravel(v) for v in values]))  # inputs and weights
+    out_fmt = number_format([s.value for s in steps])  # averages of integers need decimals
     # Layout in cell units: input column | one column per filter | output column; text below.
     col_x = [0.0] + [wp + 1.0 + f * (kw + 1.0) for f in range(n_filters)]
     out_x = wp + 1.0 + n_filters * (kw + 1.0) + 0.5
     rows = max(channels * (hp + 1.5), n_out * (oh + 1.5))
     text_lines = (channels + 1) if kernels is not None else 1
     longest = max(len(line) for s in steps for line in describe(s).split("\n"))
-    char_cells = 0.62 * (fontsize + 0.5) / 72 / cell  # width of one monospace character, in cells
+    char_cells = 0.7 * (fontsize + 0.5) / 72 / cell  # width of one monospace character (with margin)
     width_cells = max(out_x + ow + 0.5, longest * char_cells + 0.5,
                       (len(title) + 16) * 0.55 * (fontsize + 2) / 72 / cell)
     top = 2.4  # cells above the panels: the heading line and the panel titles
@@ -281,14 +306,14 @@ def _animate_windows(inputs: np.ndarray, padding: tuple[int, int], window: tuple
         return fig.add_axes([x0 / width_cells, 1 - (y0 + top + h) / height_cells,
                              w / width_cells, h / height_cells])
 
-    in_axes, windows = [], []
+    windows = []
     for c in range(channels):
         ax = place(col_x[0], c * (hp + 1.5), wp, hp)
+        name = "input (zero-padded)" if any(padding) else "input"
         draw_matrix(ax, inputs[:, :, c], fmt=fmt, padding=padding, fontsize=fontsize,
-                    title=f"input ch{c}" if channels > 1 else "input (zero-padded)" if any(padding) else "input")
+                    title=f"input ch{c}" if channels > 1 else name)
         rect = Rectangle((-0.5, -0.5), kw, kh, fill=False, edgecolor=WINDOW_COLOR, linewidth=2.5)
         ax.add_patch(rect)
-        in_axes.append(ax)
         windows.append(rect)
     filter_frames = []
     for f in range(n_filters):
@@ -302,7 +327,7 @@ def _animate_windows(inputs: np.ndarray, padding: tuple[int, int], window: tuple
     out_texts, out_marks = [], []
     for f in range(n_out):
         ax = place(out_x, f * (oh + 1.5), ow, oh)
-        out_texts.append(draw_matrix(ax, np.zeros((oh, ow)), fmt=fmt, cmap="Greens", fontsize=fontsize,
+        out_texts.append(draw_matrix(ax, np.zeros((oh, ow)), fmt=out_fmt, cmap="Greens", fontsize=fontsize,
                                      numbers=False, title=f"output ch{f}" if n_out > 1 else "output"))
         mark = Rectangle((-0.5, -0.5), 1, 1, fill=False, edgecolor=OUTPUT_COLOR, linewidth=2.5)
         ax.add_patch(mark)
@@ -325,7 +350,7 @@ def _animate_windows(inputs: np.ndarray, padding: tuple[int, int], window: tuple
             for t in out_texts[f]:
                 t.set_text("")
         for s in steps[:k + 1]:  # every cell computed so far stays filled in
-            out_texts[s.channel][s.row * ow + s.col].set_text(fmt(s.value))
+            out_texts[s.channel][s.row * ow + s.col].set_text(out_fmt(s.value))
         equation.set_text(describe(step))
         heading.set_text(f"{title}  (step {k + 1} of {len(steps)})")
         return []
@@ -344,7 +369,7 @@ def animate_conv(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0,
     cells), the inner product is written out, and the output cell fills in; one frame per step.
 
     x: (H, W) or (H, W, C_in); w: (kh, kw) or (kh, kw, C_in, C_out). Show it in a notebook with
-    `HTML(anim.to_jshtml())` and close the figure with `plt.close(anim._fig)`.
+    `viz.to_html(anim)`. `anim.steps` holds the `ops.WindowStep` behind every frame.
     """
     steps = conv_frames(x, w, b, stride, padding)
     x3, _ = ops._as_batch(x)
@@ -356,7 +381,8 @@ def animate_conv(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0,
     out_w = max(s.col for s in steps) + 1
     kh, kw = w4.shape[:2]
     fmt = number_format(np.concatenate([xp.ravel(), w4.ravel(), [s.value for s in steps]]))
-    title = title or f"convolution: stride {sh if sh == sw else (sh, sw)}, padding {ph if ph == pw else (ph, pw)}"
+    stride_text = sh if sh == sw else (sh, sw)
+    title = title or f"convolution: stride {stride_text}, padding {ph if ph == pw else (ph, pw)}"
     return _animate_windows(xp, (ph, pw), (kh, kw), (out_h, out_w, w4.shape[-1]), steps,
                             lambda s: conv_equation(s, fmt), kernels=w4, all_channels=True,
                             cell=cell, dpi=dpi, interval=interval, title=title)
@@ -371,11 +397,11 @@ def animate_pool(x, size: IntOrPair = 2, stride: IntOrPair | None = None, kind: 
     kh, kw = ops._pair(size, "size", 1)
     out_h = max(s.row for s in steps) + 1
     out_w = max(s.col for s in steps) + 1
-    fmt = number_format(np.concatenate([x3.ravel(), [s.value for s in steps]]))
+    fmt, out_fmt = number_format(x3), number_format([s.value for s in steps])
     sh, sw = (kh, kw) if stride is None else ops._pair(stride, "stride", 1)
     title = title or f"{kind} pooling: {kh}×{kw} window, stride {sh if sh == sw else (sh, sw)}"
     return _animate_windows(x3[0], (0, 0), (kh, kw), (out_h, out_w, x3.shape[-1]), steps,
-                            lambda s: pool_equation(s, kind, fmt), kernels=None, all_channels=False,
+                            lambda s: pool_equation(s, kind, fmt, out_fmt), kernels=None, all_channels=False,
                             cell=cell, dpi=dpi, interval=interval, title=title)
 
 
@@ -385,4 +411,10 @@ def to_html(anim: FuncAnimation, mode: str = "once"):
 
     html = anim.to_jshtml(default_mode=mode)
     plt.close(anim._fig)
+    # matplotlib names the player's elements with a random uuid; a hash of the content instead
+    # keeps re-executed notebooks byte-identical (and still unique per animation on a page).
+    random_id = re.search(r"_anim_img([0-9a-f]{32})", html)
+    if random_id:
+        stable = hashlib.sha1(html.replace(random_id.group(1), "").encode()).hexdigest()[:32]
+        html = html.replace(random_id.group(1), stable)
     return HTML(html)

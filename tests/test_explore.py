@@ -164,15 +164,6 @@ def test_distances_and_most_unusual_against_a_loop():
 
 # --- plots ---------------------------------------------------------------------------------------
 
-def test_plot_pixel_matrix_writes_every_value():
-    image = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
-    fig = explore.plot_pixel_matrix(image)
-    texts = [t.get_text() for t in fig.axes[0].texts]
-    assert texts == [str(v) for v in image.ravel()]
-    with pytest.raises(ValueError, match="2-D"):
-        explore.plot_pixel_matrix(image[None])
-
-
 def test_plot_class_counts_bar_heights():
     counts = {"train": np.arange(10) * 3, "test": np.arange(10)[::-1]}
     fig = explore.plot_class_counts(counts)
@@ -200,15 +191,14 @@ def test_plot_class_grid_shows_the_first_images_of_each_class():
         explore.plot_class_grid(x, y, per_class=1000)
 
 
-def test_plot_images_and_surface_and_pca():
+def test_plot_surface_and_pca():
     x, y = _small(5, n=12)
-    fig = explore.plot_images(x, [str(v) for v in y], ncols=5)
-    titled = [ax.get_title() for ax in fig.axes if ax.images]
-    assert titled == [str(v) for v in y]
-    with pytest.raises(ValueError, match="titles"):
-        explore.plot_images(x, ["a"])
     fig = explore.plot_surface(x[0])
     np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), x[0])
+    with pytest.raises(ValueError, match="2-D"):
+        explore.plot_surface(x)
     coords, _, ratio = explore.pca(x, 2)
     fig = explore.plot_pca(coords, y, ratio)
     np.testing.assert_allclose(fig.axes[0].collections[0].get_offsets(), coords)
+    assert fig.axes[0].get_xlabel() == f"PC 1 ({ratio[0]:.0%} of the variance)"
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == [str(c) for c in range(10)]

@@ -150,18 +150,13 @@ def test_accuracy_under_a_transform(model, digits):
     assert got.tolist() == [evaluate(model, x, y), evaluate(model, I.rotate_images(x, 20), y)]
 
 
-def test_feature_maps_and_filters(model, digits):
+def test_feature_maps_in_forward_order(model, digits):
     x, _ = digits
     features = I.feature_maps(model, x[0])
     logits, expected = model(jnp.asarray(x[:1], jnp.float32) / 255, return_features=True)
     assert list(features) == list(expected)
     for name in expected:
         np.testing.assert_allclose(features[name], np.asarray(expected[name][0]), atol=1e-6)
-    filters = I.first_layer_filters(model)
-    kernel = np.asarray(model.convs[0].kernel[...])
-    assert filters.shape == (4, 3, 3)
-    for c in range(4):
-        np.testing.assert_array_equal(filters[c], kernel[:, :, 0, c])
     with pytest.raises(ValueError, match=r"\(28, 28\)"):
         I.feature_maps(model, x)
 
@@ -194,7 +189,7 @@ def test_plot_learning_curves_data():
         I.plot_learning_curves(History())
 
 
-def test_plot_feature_maps_filters_saliency_occlusion(model, digits):
+def test_plot_feature_maps_saliency_occlusion(model, digits):
     x, y = digits
     features = I.feature_maps(model, x[0])
     fig = I.plot_feature_maps(features, ["conv1", "pool2", "logits"], max_channels=4)
@@ -202,8 +197,6 @@ def test_plot_feature_maps_filters_saliency_occlusion(model, digits):
     np.testing.assert_allclose(fig.axes[0].images[0].get_array(), features["conv1"][..., 0])
     with pytest.raises(ValueError, match="no features called"):
         I.plot_feature_maps(features, ["conv9"])
-    fig = I.plot_filters(I.first_layer_filters(model))
-    assert sum(bool(ax.images) for ax in fig.axes) == 4
     maps = I.saliency(model, x[:3], y[:3])
     fig = I.plot_saliency(x[:3], maps)
     np.testing.assert_allclose(fig.axes[3].images[0].get_array(), np.abs(maps[0]))
