@@ -12,7 +12,7 @@ from .train import History, evaluate, fit
 # Teaching modules the chapters use, imported on first access (`mnist_cnn.viz`, ...): they pull
 # in matplotlib and scipy, which the command line's start-up time should not pay for.
 _SUBMODULES = ("checks", "explore", "export", "inspect", "interpret", "kernels", "ops",
-               "preprocessing", "viz")
+               "plots_layers", "preprocessing", "viz")
 
 
 def __getattr__(name: str):

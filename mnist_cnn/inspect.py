@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import jax
@@ -11,7 +12,7 @@ from flax import nnx
 
 from .config import Config
 from .model import ACTIVATION_FNS, CNN
-from .train import loss_fn, make_optimizer, train_step
+from .train import evaluate, loss_fn, make_optimizer, train_step
 
 
 def _images(x) -> jax.Array:
@@ -70,6 +71,8 @@ def deep_stack_gradients(name: str, depth: int = 20, width: int = 64, batch: int
 def same_sign_fraction(grad_w) -> float:
     """Fraction of output units (columns of a (n_in, n_out) weight gradient) whose entries share one sign.
 
+    Units whose gradient is all zero (an inactive ReLU on this example) are left out.
+
     For one example the gradient of a dense layer is outer(input, delta): if every input is
     positive (sigmoid outputs), each column has the sign of its delta, so all of a unit's weights
     must move up together or down together.
@@ -80,7 +83,10 @@ def same_sign_fraction(grad_w) -> float:
     nonzero = g != 0
     positive = np.all((g > 0) | ~nonzero, axis=0)
     negative = np.all((g < 0) | ~nonzero, axis=0)
-    return float(np.mean((positive | negative) & nonzero.any(axis=0)))
+    moving = nonzero.any(axis=0)
+    if not moving.any():
+        raise ValueError("every column of the gradient is zero: no unit is updated")
+    return float(np.mean((positive | negative)[moving]))
 
 
 # ----------------------------------------------------------------------------- the real CNN
@@ -118,12 +124,9 @@ def learning_curve(config: Config, data, eval_every: int = 25, eval_size: int = 
     """Train like `fit` but keep every step's loss and a test accuracy every `eval_every` steps.
 
     `data` is ((x_train, y_train), (x_test, y_test)); `config.train_size` limits the training
-    images. Returns step (S,), loss (S,), eval_step (E,), eval_accuracy (E,) and seconds.
+    images. Returns step (S,), loss (S,), eval_step (E,), eval_accuracy (E,), seconds and the
+    trained model.
     """
-    import time
-
-    from .train import evaluate
-
     (x_train, y_train), (x_test, y_test) = data
     if config.train_size is not None:
         x_train, y_train = x_train[:config.train_size], y_train[:config.train_size]
@@ -136,8 +139,10 @@ def learning_curve(config: Config, data, eval_every: int = 25, eval_size: int = 
     total = steps_per_epoch * config.epochs
     optimizer = nnx.Optimizer(model, make_optimizer(config, total), wrt=nnx.Param)
     model.train()
+    # The same step, seed, batch order and augmentation as `fit` (index 5 of the bound step is `shift`).
     step = nnx.jit_partial(train_step, model, optimizer, static_argnums=(5,), graph=False)
     key = jax.random.key(config.seed)
+    augment_key = jax.random.fold_in(key, 1)
     losses, eval_steps, accuracies = [], [], []
     x_eval, y_eval = x_test[:eval_size], y_test[:eval_size]
     start = time.perf_counter()
@@ -145,8 +150,8 @@ def learning_curve(config: Config, data, eval_every: int = 25, eval_size: int = 
     for _ in range(config.epochs):
         key, sub = jax.random.split(key)
         order = jax.random.permutation(sub, len(x_train))[: steps_per_epoch * config.batch_size]
-        for batch in order.reshape(steps_per_epoch, config.batch_size):
-            loss, _ = step(x_dev, y_dev, batch, config.label_smoothing)
+        for batch in np.asarray(order).reshape(steps_per_epoch, config.batch_size):
+            loss, _ = step(x_dev, y_dev, batch, config.label_smoothing, config.shift, augment_key)
             losses.append(loss)
             done += 1
             if done % eval_every == 0 or done == total:
@@ -156,7 +161,7 @@ def learning_curve(config: Config, data, eval_every: int = 25, eval_size: int = 
     model.eval()
     return {"step": np.arange(1, total + 1), "loss": np.asarray(jnp.stack(losses)),
             "eval_step": np.asarray(eval_steps), "eval_accuracy": np.asarray(accuracies),
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start, "model": model}
 
 
 def smooth(values, window: int = 20) -> np.ndarray:
@@ -170,11 +175,26 @@ def smooth(values, window: int = 20) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def _features(model: CNN, x, batch_size: int = 1000) -> dict[str, np.ndarray]:
+@nnx.jit(static_argnums=2)
+def _forward_features(model: CNN, x: jax.Array, names: tuple[str, ...]) -> dict[str, jax.Array]:
+    feats = model(x, return_features=True)[1]
+    return {k: feats[k] for k in names}
+
+
+@nnx.jit
+def _unit_peaks(model: CNN, x: jax.Array) -> dict[str, jax.Array]:
+    """Largest value of every unit (channel or neuron) of each activation layer over a batch."""
+    feats = model(x, return_features=True)[1]
+    return {k: v.reshape(-1, v.shape[-1]).max(axis=0) for k, v in feats.items()
+            if k.startswith("act") or k.startswith("dense")}
+
+
+def _features(model: CNN, x, names: tuple[str, ...], batch_size: int = 1000) -> dict[str, np.ndarray]:
+    """The named intermediate arrays of the model on x, computed in jit-compiled batches."""
     model.eval()
     x = _images(x)
-    parts = [model(x[i:i + batch_size], return_features=True)[1] for i in range(0, len(x), batch_size)]
-    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+    parts = [_forward_features(model, x[i:i + batch_size], names) for i in range(0, len(x), batch_size)]
+    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in names}
 
 
 def dead_units(model: CNN, x, batch_size: int = 1000) -> dict[str, tuple[int, int]]:
@@ -183,20 +203,21 @@ def dead_units(model: CNN, x, batch_size: int = 1000) -> dict[str, tuple[int, in
     A conv unit is one channel (it is dead if it is <= 0 at every position of every image);
     a dense unit is one neuron. With ReLU such a unit outputs 0 and gets no gradient.
     """
-    feats = _features(model, x, batch_size)
-    out = {}
-    for name, value in feats.items():
-        if name.startswith("act") or name.startswith("dense"):
-            peak = value.reshape(-1, value.shape[-1]).max(axis=0)  # (units,)
-            out[name] = (int(np.sum(peak <= 0)), int(peak.size))
-    return out
+    model.eval()
+    x = _images(x)
+    # Only each unit's running maximum leaves the device, not the (N, H, W, C) feature maps.
+    batches = [_unit_peaks(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    counts = {}
+    for name in batches[0]:
+        peak = np.max(np.stack([np.asarray(b[name]) for b in batches]), axis=0)  # (units,)
+        counts[name] = (int(np.sum(peak <= 0)), int(peak.size))
+    return counts
 
 
 def penultimate_features(model: CNN, x, batch_size: int = 1000) -> np.ndarray:
     """The activations that feed the classifier head (N, D): the CNN's learned features of each image."""
-    feats = _features(model, x, batch_size)
     name = f"dense{len(model.dense)}" if len(model.dense) else "flatten"
-    return feats[name]
+    return _features(model, x, (name,), batch_size)[name]
 
 
 def pca_2d(features) -> tuple[np.ndarray, np.ndarray]:
@@ -205,10 +226,12 @@ def pca_2d(features) -> tuple[np.ndarray, np.ndarray]:
     if f.ndim != 2 or f.shape[0] < 2 or f.shape[1] < 2:
         raise ValueError(f"need a 2-D array (N >= 2 samples, D >= 2 features), got shape {f.shape}")
     f = f - f.mean(axis=0)
-    _, s, vt = np.linalg.svd(f, full_matrices=False)
+    # Eigenvectors of the (D, D) covariance: cheaper than an SVD of the (N, D) data when N > D.
+    evals, evecs = np.linalg.eigh(f.T @ f / (len(f) - 1))
+    axes = evecs[:, ::-1][:, :2]                                      # (D, 2), largest first
     # Fix each axis's sign (largest loading positive) so the picture does not flip between runs.
-    signs = np.sign(vt[np.arange(2), np.argmax(np.abs(vt[:2]), axis=1)])
-    return f @ (vt[:2].T * signs), (s[:2] ** 2) / np.sum(s ** 2)
+    axes = axes * np.sign(axes[np.argmax(np.abs(axes), axis=0), [0, 1]])
+    return f @ axes, evals[::-1][:2] / evals.sum()
 
 
 def shift_change(model: CNN, image, shift: int = 1, pool: str = "max") -> dict[str, float]:
@@ -225,7 +248,7 @@ def shift_change(model: CNN, image, shift: int = 1, pool: str = "max") -> dict[s
         raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
     shifted = np.zeros_like(img)
     shifted[:, shift:] = img[:, :-shift]
-    act = _features(model, np.stack([img, shifted]))["act1"]  # (2, 28, 28, C)
+    act = _features(model, np.stack([img, shifted]), ("act1",))["act1"]  # (2, 28, 28, C)
     pooled = np.asarray(pool2x2(jnp.asarray(act), pool))
 
     def rel(a: np.ndarray) -> float:
@@ -250,11 +273,13 @@ def logsumexp(z, axis: int = -1) -> jax.Array:
 
 
 def softmax(z, axis: int = -1, temperature: float = 1.0) -> jax.Array:
-    """Stable softmax of z / temperature: exp(z - logsumexp(z)); the largest exponent is exp(0) = 1."""
+    """Stable softmax of z / temperature: shift by the maximum first, so the largest exponent is exp(0) = 1."""
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     z = jnp.asarray(z, jnp.float32) / temperature
-    return jnp.exp(z - jnp.expand_dims(logsumexp(z, axis), axis))
+    # softmax(z) = softmax(z - c) for any c; c = max(z) keeps every exp(.) in (0, 1], no overflow.
+    e = jnp.exp(z - jnp.max(z, axis=axis, keepdims=True))
+    return e / jnp.sum(e, axis=axis, keepdims=True)
 
 
 def cross_entropy(logits, label: int | np.ndarray) -> jax.Array:

@@ -113,3 +113,88 @@ def plot_temperature(logits, temperatures: Sequence[float]) -> Figure:
     np.atleast_1d(axes)[0].set_ylabel("probability")
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- pooling and kernels
+
+WINDOW_COLORS = ("#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#984ea3", "#a65628", "#f781bf", "#999999")
+
+
+def plot_pool_windows(x, size: int = 2, kind: str = "max") -> Figure:
+    """The input with each non-overlapping pooling window outlined in its own colour, the winning
+    cell (max) filled, and the pooled output with each cell in its window's colour."""
+    from . import ops, viz
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or kind not in ("max", "avg"):
+        raise ValueError(f"need a 2-D input and kind 'max' or 'avg', got shape {x.shape} and {kind!r}")
+    out = (ops.max_pool2d if kind == "max" else ops.avg_pool2d)(x, size)
+    h, w = out.shape
+    if h * w > len(WINDOW_COLORS):
+        raise ValueError(f"{h * w} windows but only {len(WINDOW_COLORS)} colours: use a smaller input")
+    fig, (ax_in, ax_out) = plt.subplots(1, 2, figsize=(0.5 * x.shape[1] + 0.5 * w + 1.2, 0.5 * x.shape[0] + 0.5),
+                                        gridspec_kw={"width_ratios": [x.shape[1], w]})
+    viz.draw_matrix(ax_in, x, cmap="Greys", vmin=x.min(), vmax=x.max() * 3, fontsize=11, title="input")
+    viz.draw_matrix(ax_out, out, cmap="Greys", vmin=x.min(), vmax=x.max() * 3, fontsize=11)
+    ax_out.set_title(f"{kind} pooling\n{size}×{size}, stride {size}", fontsize=11)
+    for (r, c), color in zip(np.ndindex(h, w), WINDOW_COLORS):
+        top, left = r * size, c * size
+        ax_in.add_patch(plt.Rectangle((left - 0.45, top - 0.45), size - 0.1, size - 0.1, fill=False,
+                                      edgecolor=color, linewidth=3))
+        if kind == "max":
+            win = x[top:top + size, left:left + size]
+            wr, wc = np.unravel_index(np.argmax(win), win.shape)
+            ax_in.add_patch(plt.Rectangle((left + wc - 0.5, top + wr - 0.5), 1, 1, color=color, alpha=0.35))
+        ax_out.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, color=color, alpha=0.35))
+    fig.tight_layout()
+    return fig
+
+
+def plot_kernel_gallery(images: Mapping[str, np.ndarray], names: Sequence[str]) -> Figure:
+    """Top row: each named kernel with its numbers; below, one row per image filtered by each kernel."""
+    from . import kernels, viz
+
+    if not images or not names:
+        raise ValueError("give at least one image and one kernel name")
+    fig, axes = plt.subplots(1 + len(images), len(names), figsize=(1.45 * len(names), 1.45 * (1 + len(images)) + 0.2),
+                             squeeze=False)
+    for j, name in enumerate(names):
+        k = kernels.get_kernel(name)
+        viz.draw_matrix(axes[0, j], k, cmap="RdBu_r", vmin=-np.abs(k).max(), vmax=np.abs(k).max(),
+                        fontsize=7 if k.shape[0] == 3 else 4)
+        axes[0, j].set_title(name, fontsize=8)
+        for i, (label, image) in enumerate(images.items(), start=1):
+            out = kernels.apply_kernel(image, k)
+            axes[i, j].imshow(out, cmap="gray")
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+            if j == 0:
+                axes[i, j].set_ylabel(label, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_filter_matches(learned, image, top: int = 4) -> Figure:
+    """The `top` learned 3x3 filters most similar to a hand-made kernel: for each, the learned
+    filter, its response to `image`, the matching hand-made kernel and that kernel's response."""
+    from . import kernels
+
+    learned = np.asarray(learned)
+    learned = learned[:, :, 0, :] if learned.ndim == 4 else learned
+    sim, names = kernels.kernel_similarity(learned)
+    order = np.argsort(-sim.max(axis=1))[:top]
+    fig, axes = plt.subplots(len(order), 4, figsize=(6.4, 1.6 * len(order)), squeeze=False)
+    for row, f in zip(axes, order):
+        best = names[int(np.argmax(sim[f]))]
+        hand = kernels.get_kernel(best)
+        for ax, arr, title, cmap in [
+                (row[0], learned[:, :, f], f"learned filter {f}", "RdBu_r"),
+                (row[1], kernels.apply_kernel(image, learned[:, :, f]), "its response", "gray"),
+                (row[2], hand, f"{best} (|cos| {sim[f].max():.2f})", "RdBu_r"),
+                (row[3], kernels.apply_kernel(image, hand), "its response", "gray")]:
+            bound = np.abs(arr).max() or 1.0
+            ax.imshow(arr, cmap=cmap, **({"vmin": -bound, "vmax": bound} if cmap == "RdBu_r" else {}))
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -72,6 +72,7 @@ def run(path: Path, timeout: int = 600) -> bool:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb")
     os.close(fd)
     nbformat.write(nb, tmp)
+    os.chmod(tmp, path.stat().st_mode)  # mkstemp files are 0600; keep the notebook's mode
     os.replace(tmp, path)
     note = f" (stderr in {len(stderr)} outputs: check them)" if stderr else ""
     print(f"ok {path} in {time.perf_counter() - start:.1f} s{note}")
