@@ -411,6 +411,9 @@ def to_html(anim: FuncAnimation, mode: str = "once"):
 
     html = anim.to_jshtml(default_mode=mode)
     plt.close(anim._fig)
+    # The player links Font Awesome 4 from a CDN for its button icons: the book must work
+    # offline, and its theme already ships Font Awesome (which knows the same icon names).
+    html = re.sub(r'<link rel="stylesheet"[^>]*font-awesome[^>]*>\s*', "", html)
     # matplotlib names the player's elements with a random uuid; a hash of the content instead
     # keeps re-executed notebooks byte-identical (and still unique per animation on a page).
     random_id = re.search(r"_anim_img([0-9a-f]{32})", html)

@@ -124,3 +124,10 @@ def test_forward_order_of_a_real_model():
     order = list(viz.in_forward_order(mnist_cnn.layer_shapes(model)))
     assert order == ["input", "conv1", "act1", "pool1", "conv2", "act2", "pool2", "conv3", "act3",
                      "pool3", "flatten", "dense1", "dense2", "logits"]
+
+
+def test_animation_html_asks_for_nothing_outside_the_page():
+    # The book works offline: the player's CDN stylesheet is dropped (the theme has the icons).
+    html = viz.to_html(viz.animate_pool(np.arange(16.0).reshape(4, 4), 2, 2, "max")).data
+    assert "https://" not in html and "http://" not in html
+    assert html.count("fa-play") >= 1
