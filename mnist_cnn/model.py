@@ -94,10 +94,17 @@ def param_counts(model: CNN) -> dict[str, int]:
 
 
 def layer_shapes(model: CNN, batch: int = 1) -> dict[str, tuple[int, ...]]:
-    """Shape of every intermediate array for a batch of `batch` images (computed, not typed)."""
+    """Shape of every intermediate array for a batch of `batch` images, in forward order."""
     x = jax.ShapeDtypeStruct((batch, 28, 28, 1), jnp.float32)
-    _, feats = nnx.eval_shape(lambda m, x: m(x, return_features=True), model, x)
-    return {name: tuple(a.shape) for name, a in feats.items()}
+    order: list[str] = []
+
+    def forward(m, x):
+        _, feats = m(x, return_features=True)
+        order.extend(feats)  # traced once: records the forward order that pytrees would sort away
+        return feats
+
+    shapes = nnx.eval_shape(forward, model, x)
+    return {name: tuple(shapes[name].shape) for name in order}
 
 
 def summary(model: CNN) -> str:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import platform
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +18,52 @@ from flax import nnx
 from .config import Config
 from .data import Split, load_data
 from .model import CNN
+
+# Set MNIST_CNN_JAX_CACHE=0 to turn the persistent compilation cache off, or to a folder to move it.
+CACHE_ENV_VAR = "MNIST_CNN_JAX_CACHE"
+
+
+def compilation_cache_dir() -> Path:
+    """Where compiled XLA programs are kept between runs: the user cache, one folder per CPU kind.
+
+    XLA compiles for the exact instruction set of this CPU, so a home folder shared by different
+    machines must not share executables: the folder name holds a hash of the CPU's features.
+    """
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    features = platform.machine() + platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            features += next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass  # not Linux: the architecture name alone
+    tag = hashlib.sha256(f"{features} jax={jax.__version__}".encode()).hexdigest()[:12]
+    return Path(root) / "mnist_cnn" / f"jax-{tag}"
+
+
+def enable_compilation_cache() -> Path | None:
+    """Keep compiled programs on disk so later runs skip most compilation (seconds on a 2-core CPU).
+
+    Does nothing when the user already configured a JAX cache, or when $MNIST_CNN_JAX_CACHE is 0.
+    Returns the folder in use, or None.
+    """
+    choice = os.environ.get(CACHE_ENV_VAR, "")
+    if choice.lower() in ("0", "off", "false", "no") or jax.config.jax_compilation_cache_dir:
+        return None
+    folder = Path(choice) if choice else compilation_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # a read-only home: compile every time, as JAX does by default
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    # Our programs compile in well under JAX's default 1 s threshold, yet together they cost
+    # seconds of a short run; each entry is a few kB.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
+
+
+# On import, before anything is compiled: JAX decides whether to use the cache at the first compile.
+enable_compilation_cache()
 
 
 @dataclass
@@ -26,6 +76,9 @@ class History:
     test_accuracy: list[float] = field(default_factory=list)  # validation accuracy if held out
     seconds: list[float] = field(default_factory=list)  # cumulative training time
     evaluated_on: str = "test"
+    # Wall-clock seconds from the call of `fit` to the end of each epoch's evaluation
+    # (compilation and evaluation included): what a user waits for.
+    wall_seconds: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list]:
         """The history as a dict of lists (handy for tables and plots)."""
@@ -51,10 +104,24 @@ def loss_fn(model: CNN, x: jax.Array, y: jax.Array, smoothing: float = 0.0):
     return optax.softmax_cross_entropy(logits, targets).mean(), logits
 
 
+def random_shift(x: jax.Array, key: jax.Array, shift: int) -> jax.Array:
+    """Move each image (N, H, W, C) by its own random offset of up to `shift` pixels, zero-filled."""
+    n, h, w, c = x.shape
+    padded = jnp.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)))
+    offsets = jax.random.randint(key, (n, 2), 0, 2 * shift + 1)
+    crop = lambda image, o: jax.lax.dynamic_slice(image, (o[0], o[1], 0), (h, w, c))
+    return jax.vmap(crop)(padded, offsets)
+
+
 def train_step(model: CNN, optimizer: nnx.Optimizer, x_all: jax.Array, y_all: jax.Array,
-               idx: jax.Array, smoothing: float):
-    """One gradient step on the batch `x_all[idx]`; returns (loss, number correct)."""
+               idx: jax.Array, smoothing: float, shift: int = 0, key: jax.Array | None = None):
+    """One gradient step on the batch `x_all[idx]`; returns (loss, number correct).
+
+    With `shift` > 0 the batch is augmented by random shifts drawn from `key` and the step count.
+    """
     x, y = x_all[idx], y_all[idx]
+    if shift:
+        x = random_shift(x, jax.random.fold_in(key, optimizer.step[...]), shift)
     (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, x, y, smoothing)
     optimizer.update(model, grads)
     return loss, jnp.sum(logits.argmax(-1) == y)
@@ -73,22 +140,38 @@ def _as_images(x) -> jax.Array:
     return x[..., None] if x.ndim == 3 else x
 
 
-def evaluate(model: CNN, x, y, batch_size: int = 1000) -> float:
-    """Accuracy of `model` on every image of (x, y); the last partial batch is padded, not dropped."""
+def _eval_batches(x, y, batch_size: int) -> list[tuple[jax.Array, jax.Array, jax.Array]]:
+    """(images, labels, mask) device batches of one shape; the last one is padded and masked."""
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"evaluate needs as many labels as images (and at least one); "
                          f"got {len(x)} images and {len(y)} labels")
-    model.eval()
-    correct = 0
+    batches = []
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         pad = batch_size - len(xb) if len(x) > batch_size else 0
         mask = np.arange(len(xb) + pad) < len(xb)
         xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
         yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
-        correct += eval_step(model, _as_images(xb), jnp.asarray(yb), jnp.asarray(mask))
-    return float(correct) / len(x)
+        batches.append((_as_images(xb), jnp.asarray(yb), jnp.asarray(mask)))
+    return batches
+
+
+def _accuracy(model: CNN, batches: list[tuple[jax.Array, jax.Array, jax.Array]], n: int) -> float:
+    """Accuracy over `n` real images held in `batches` from `_eval_batches` (one host sync)."""
+    model.eval()
+    correct = [eval_step(model, xb, yb, mask) for xb, yb, mask in batches]
+    return int(np.sum(jax.device_get(correct))) / n
+
+
+# Measured on 2 cores: 500 images per batch scores the test set in 0.28 s, 1000 in 0.48 s (the
+# activations of a larger batch no longer fit in the CPU caches).
+EVAL_BATCH = 500
+
+
+def evaluate(model: CNN, x, y, batch_size: int = EVAL_BATCH) -> float:
+    """Accuracy of `model` on every image of (x, y); the last partial batch is padded, not dropped."""
+    return _accuracy(model, _eval_batches(x, y, batch_size), len(y))
 
 
 def _split(config: Config, data: tuple[Split, Split]) -> tuple[Split, Split, str]:
@@ -107,6 +190,7 @@ def _split(config: Config, data: tuple[Split, Split]) -> tuple[Split, Split, str
 def fit(config: Config = Config(), data: tuple[Split, Split] | None = None,
         progress: bool = True) -> tuple[CNN, History]:
     """Train a CNN described by `config`; returns (model, history). Same seed, same weights."""
+    called = time.perf_counter()
     (x_train, y_train), (x_eval, y_eval), evaluated_on = _split(config, data or load_data())
     steps_per_epoch = len(x_train) // config.batch_size
     if steps_per_epoch == 0:
@@ -123,8 +207,13 @@ def fit(config: Config = Config(), data: tuple[Split, Split] | None = None,
     # fixes the module's static attributes when it is built, so the step stays in train mode
     # (dropout on) even while `evaluate` switches the model to eval mode between epochs.
     model.train()
+    # jit_partial passes the bound (model, optimizer) as one argument, so index 5 is `shift`:
+    # the shift size fixes the program's shapes (static); smoothing is traced like any number.
     step = nnx.jit_partial(train_step, model, optimizer, static_argnums=(5,), graph=False)
     key = jax.random.key(config.seed)
+    augment_key = jax.random.fold_in(key, 1)
+    # The evaluation images go to the device once, not once per epoch.
+    eval_batches = _eval_batches(x_eval, y_eval, EVAL_BATCH)
     history = History(evaluated_on=evaluated_on)
     bar = _progress_bar(config.epochs * steps_per_epoch, progress)
     elapsed = 0.0
@@ -132,22 +221,27 @@ def fit(config: Config = Config(), data: tuple[Split, Split] | None = None,
         start = time.perf_counter()
         key, sub = jax.random.split(key)
         order = jax.random.permutation(sub, len(x_train))[: steps_per_epoch * config.batch_size]
-        batches = order.reshape(steps_per_epoch, config.batch_size)
-        total_loss, total_correct = 0.0, 0
+        # Index rows of a host array: slicing a device array would cost a dispatch per step.
+        batches = np.asarray(order).reshape(steps_per_epoch, config.batch_size)
+        losses, corrects = [], []
         for i in range(steps_per_epoch):
-            loss, correct = step(x_dev, y_dev, batches[i], config.label_smoothing)
-            # Sums stay on the device: no host round trip inside the loop.
-            total_loss, total_correct = total_loss + loss, total_correct + correct
+            loss, correct = step(x_dev, y_dev, batches[i], config.label_smoothing, config.shift,
+                                 augment_key)
+            # Results stay on the device (no host round trip inside the loop), summed once below.
+            losses.append(loss)
+            corrects.append(correct)
             if bar is not None and (i + 1) % 50 == 0:
                 bar.update(50)
         if bar is not None:
             bar.update(steps_per_epoch % 50)
         history.epoch.append(epoch)
-        history.loss.append(float(total_loss) / steps_per_epoch)
-        history.train_accuracy.append(int(total_correct) / (steps_per_epoch * config.batch_size))
+        history.loss.append(float(np.sum(jax.device_get(losses), dtype=np.float64)) / steps_per_epoch)
+        history.train_accuracy.append(int(np.sum(jax.device_get(corrects)))
+                                      / (steps_per_epoch * config.batch_size))
         elapsed += time.perf_counter() - start
         history.seconds.append(elapsed)
-        history.test_accuracy.append(evaluate(model, x_eval, y_eval))
+        history.test_accuracy.append(_accuracy(model, eval_batches, len(y_eval)))
+        history.wall_seconds.append(time.perf_counter() - called)
         if bar is not None:
             bar.set_postfix(loss=f"{history.loss[-1]:.4f}",
                             **{f"{evaluated_on}_acc": f"{history.test_accuracy[-1]:.4f}"})

@@ -96,3 +96,11 @@ def test_config_json_round_trip_and_unknown_fields():
     assert Config.from_json(config.to_json()) == config
     with pytest.raises(ValueError, match="unknown Config fields"):
         Config.from_json('{"colour": "red"}')
+
+
+def test_layer_shapes_follow_the_forward_order():
+    model = CNN(Config(conv_channels=(4, 8), dense=(16,)), rngs=nnx.Rngs(0))
+    assert list(layer_shapes(model)) == ["input", "conv1", "act1", "pool1", "conv2", "act2", "pool2",
+                                         "flatten", "dense1", "logits"]
+    rows = [line.split()[0] for line in summary(model).splitlines()[1:-1]]
+    assert rows == list(layer_shapes(model))
