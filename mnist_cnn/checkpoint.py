@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ._files import atomic_write
 from .config import Config
 from .model import CNN, Stats
 
@@ -35,26 +35,12 @@ def save(model: CNN, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; give a file name such as model.npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"state/{k}": v for k, v in _flat_state(model).items()}
     arrays["format"] = np.frombuffer(FORMAT.encode(), np.uint8)
     arrays["config"] = np.frombuffer(model.config.to_json().encode(), np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(buffer.getvalue())
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, buffer.getvalue())
 
 
 def load(path: str | os.PathLike) -> CNN:

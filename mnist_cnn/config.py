@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu")

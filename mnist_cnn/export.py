@@ -13,13 +13,13 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ._files import atomic_write
 from .config import Config
 from .model import CNN
 
@@ -89,21 +89,7 @@ def export_web(model: CNN, out_path: str | os.PathLike) -> Path:
     if path.suffix != ".js":
         raise ValueError(f"{path}: the web export is a JavaScript file; give a name ending in .js")
     text = PREFIX + json.dumps(web_description(model), separators=(",", ":")) + SUFFIX
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a web server must read it
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, text.encode("ascii"))
 
 
 def load_web(path: str | os.PathLike) -> CNN:

@@ -111,20 +111,39 @@ def zero_pad(x, padding: IntOrPair) -> np.ndarray:
     return np.pad(x, widths)
 
 
+class _ConvSetup(NamedTuple):
+    """A convolution's inputs in one layout, with its geometry worked out once."""
+
+    x: np.ndarray          # (N, H, W, C_in), float64
+    rank: int              # the rank the caller passed, to give the output the same layout
+    w: np.ndarray          # (kh, kw, C_in, C_out)
+    b: np.ndarray          # (C_out,)
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    out_h: int
+    out_w: int
+
+
+def _conv_setup(x, w, b, stride: IntOrPair, padding: IntOrPair) -> _ConvSetup:
+    """Check and normalise a convolution's arguments (shared by every version of conv2d)."""
+    x, rank = _as_batch(x)
+    w = _as_filters(w, x.shape[-1])
+    b = _as_bias(b, w.shape[-1])
+    (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    out_h = conv_output_size(x.shape[1], w.shape[0], sh, ph, strict=False)
+    out_w = conv_output_size(x.shape[2], w.shape[1], sw, pw, strict=False)
+    return _ConvSetup(x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w)
+
+
 def conv2d(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.ndarray:
     """Convolution (cross-correlation, as in every DL library) by sliding a window: the loop version.
 
     x: (H, W), (H, W, C_in) or (N, H, W, C_in); w: (kh, kw) or (kh, kw, C_in, C_out); b: (C_out,).
     Returns (H', W'), (H', W', C_out) or (N, H', W', C_out); leftover rows are dropped, like jax.lax.
     """
-    x, rank = _as_batch(x)
-    w = _as_filters(w, x.shape[-1])
-    b = _as_bias(b, w.shape[-1])
-    (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
-    n, height, width, _ = x.shape
+    x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w = _conv_setup(x, w, b, stride, padding)
+    n = x.shape[0]
     kh, kw, _, c_out = w.shape
-    out_h = conv_output_size(height, kh, sh, ph, strict=False)
-    out_w = conv_output_size(width, kw, sw, pw, strict=False)
     xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))  # the zero-padded input
     out = np.zeros((n, out_h, out_w, c_out))
     for i in range(n):                      # every image
@@ -159,13 +178,8 @@ def im2col(x, kh: int, kw: int, stride: IntOrPair = 1, padding: IntOrPair = 0) -
 
 def conv2d_im2col(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.ndarray:
     """The same convolution as `conv2d`, vectorised: im2col, then one matrix product."""
-    x, rank = _as_batch(x)
-    w = _as_filters(w, x.shape[-1])
-    b = _as_bias(b, w.shape[-1])
-    (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w = _conv_setup(x, w, b, stride, padding)
     kh, kw, c_in, c_out = w.shape
-    out_h = conv_output_size(x.shape[1], kh, sh, ph, strict=False)
-    out_w = conv_output_size(x.shape[2], kw, sw, pw, strict=False)
     cols = im2col(x, kh, kw, (sh, sw), (ph, pw))                 # (N, H'*W', kh*kw*C_in)
     out = cols @ w.reshape(kh * kw * c_in, c_out) + b            # (N, H'*W', C_out)
     return _restore(out.reshape(x.shape[0], out_h, out_w, c_out), rank)
@@ -254,15 +268,10 @@ class WindowStep:
 
 def conv_steps(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> list[WindowStep]:
     """Every step of `conv2d` on one image, filter by filter, row by row: the frames of an animation."""
-    x, rank = _as_batch(x)
+    x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w = _conv_setup(x, w, b, stride, padding)
     if rank == 4 and x.shape[0] != 1:
         raise ValueError(f"conv_steps follows one image; got a batch of {x.shape[0]}: pass x[0]")
-    w = _as_filters(w, x.shape[-1])
-    b = _as_bias(b, w.shape[-1])
-    (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     kh, kw, _, c_out = w.shape
-    out_h = conv_output_size(x.shape[1], kh, sh, ph, strict=False)
-    out_w = conv_output_size(x.shape[2], kw, sw, pw, strict=False)
     xp = np.pad(x[0], ((ph, ph), (pw, pw), (0, 0)))
     steps = []
     for f in range(c_out):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from mnist_cnn import CNN, Config, evaluate, fit
+from mnist_cnn import Config, evaluate, fit
 
 SMALL = Config(conv_channels=(8, 16), dense=(32,), epochs=2, train_size=5000, batch_size=50)
 
