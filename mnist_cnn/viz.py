@@ -160,27 +160,6 @@ _KIND_NAMES = {"input": "INPUT", "conv": "CONV", "act": "RELU", "pool": "POOL", 
                "dense": "FC", "logits": "FC (logits)"}
 
 
-def in_forward_order(shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
-    """The layers of a `layer_shapes` dict in the order data flows through them.
-
-    JAX returns dicts from traced functions with their keys sorted alphabetically (act1 before
-    conv1), so the order is rebuilt from the names: input, then conv/act/pool per block, flatten,
-    the dense layers, logits.
-    """
-    stage = {"input": 0, "conv": 1, "act": 1, "pool": 1, "flatten": 2, "dense": 3, "logits": 4}
-    within = {"conv": 0, "act": 1, "pool": 2}
-
-    def key(name: str) -> tuple[int, int, int]:
-        kind = re.sub(r"\d+$", "", name)
-        number = int(name[len(kind):] or 0)
-        if kind not in stage:
-            raise ValueError(f"unknown layer name {name!r}: expected input, convN, actN, poolN, "
-                             "flatten, denseN or logits")
-        return stage[kind], number, within.get(kind, 0)
-
-    return {name: shapes[name] for name in sorted(shapes, key=key)}
-
-
 def draw_architecture(shapes: dict[str, tuple[int, ...]], activation: str = "relu") -> Figure:
     """The layers of a CNN as boxes sized by their output shapes (e.g. from `layer_shapes(model)`).
 
@@ -189,7 +168,6 @@ def draw_architecture(shapes: dict[str, tuple[int, ...]], activation: str = "rel
     """
     if not shapes:
         raise ValueError("shapes is empty: pass mnist_cnn.layer_shapes(model)")
-    shapes = in_forward_order(shapes)
     names = list(shapes)
     fig, ax = plt.subplots(figsize=(1.05 * len(names), 3.2))
     x = 0.0
