@@ -82,7 +82,7 @@ def load(path: str | os.PathLike) -> CNN:
     return model
 
 
-def pretrained(config: Config | None = None, data=None, progress: bool = False) -> CNN:
+def pretrained(config: Config | None = None, data: tuple | None = None, progress: bool = False) -> CNN:
     """The model `fit(config)` trains, cached in the user cache so it is trained only once.
 
     Training is deterministic for a given seed, so a cached model equals a freshly trained one

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from numpy.typing import ArrayLike
 
 from .config import Config
 from .model import ACTIVATION_FNS, CNN
@@ -33,7 +34,7 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     return ACTIVATION_FNS[name]
 
 
-def activation_and_derivative(name: str, x) -> tuple[np.ndarray, np.ndarray]:
+def activation_and_derivative(name: str, x: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """f(x) and f'(x) on a 1-D grid of points, the derivative taken by `jax.grad` (ReLU'(0) = 0)."""
     fn = activation(name)
     x = jnp.asarray(x, jnp.float32)
@@ -68,7 +69,7 @@ def deep_stack_gradients(name: str, depth: int = 20, width: int = 64, batch: int
     return np.array([float(jnp.linalg.norm(g)) for g in grads])
 
 
-def same_sign_fraction(grad_w) -> float:
+def same_sign_fraction(grad_w: ArrayLike) -> float:
     """Fraction of output units (columns of a (n_in, n_out) weight gradient) whose entries share one sign.
 
     Units whose gradient is all zero (an inactive ReLU on this example) are left out.
@@ -91,7 +92,7 @@ def same_sign_fraction(grad_w) -> float:
 
 # ----------------------------------------------------------------------------- the real CNN
 
-def init_model(config: Config, x_train) -> CNN:
+def init_model(config: Config, x_train: ArrayLike) -> CNN:
     """An untrained CNN exactly as `fit` builds it (same seed), with the training set's input statistics."""
     model = CNN(config, rngs=nnx.Rngs(config.seed))
     x = _images(x_train)
@@ -100,7 +101,7 @@ def init_model(config: Config, x_train) -> CNN:
     return model
 
 
-def layer_gradient_norms(model: CNN, x, y) -> dict[str, float]:
+def layer_gradient_norms(model: CNN, x: ArrayLike, y: ArrayLike) -> dict[str, float]:
     """Norm of the cross-entropy gradient w.r.t. each layer's kernel, on the batch (x, y)."""
     x, y = _images(x), jnp.asarray(np.asarray(y), jnp.int32)
     if len(x) != len(y):
@@ -112,7 +113,7 @@ def layer_gradient_norms(model: CNN, x, y) -> dict[str, float]:
     return {k: float(jnp.linalg.norm(v[...])) for k, v in norms.items()}
 
 
-def dense_input_gradient(model: CNN, image, label: int) -> np.ndarray:
+def dense_input_gradient(model: CNN, image: ArrayLike, label: int) -> np.ndarray:
     """Gradient of the loss on one image w.r.t. the first dense layer's kernel (n_in, n_out)."""
     x, y = _images(np.asarray(image)[None]), jnp.asarray([label], jnp.int32)
     grads = nnx.grad(lambda m: loss_fn(m, x, y)[0])(model)
@@ -120,7 +121,7 @@ def dense_input_gradient(model: CNN, image, label: int) -> np.ndarray:
     return np.asarray(k[...])
 
 
-def learning_curve(config: Config, data, eval_every: int = 25, eval_size: int = 2000) -> dict[str, np.ndarray]:
+def learning_curve(config: Config, data: tuple | None, eval_every: int = 25, eval_size: int = 2000) -> dict[str, np.ndarray]:
     """Train like `fit` but keep every step's loss and a test accuracy every `eval_every` steps.
 
     `data` is ((x_train, y_train), (x_test, y_test)); `config.train_size` limits the training
@@ -164,7 +165,7 @@ def learning_curve(config: Config, data, eval_every: int = 25, eval_size: int = 
             "seconds": time.perf_counter() - start, "model": model}
 
 
-def smooth(values, window: int = 20) -> np.ndarray:
+def smooth(values: ArrayLike, window: int = 20) -> np.ndarray:
     """Trailing moving average (the first points average what is available), same length as `values`."""
     v = np.asarray(values, dtype=np.float64)
     if window < 1:
@@ -197,7 +198,7 @@ def _features(model: CNN, x, names: tuple[str, ...], batch_size: int = 1000) -> 
     return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in names}
 
 
-def dead_units(model: CNN, x, batch_size: int = 1000) -> dict[str, tuple[int, int]]:
+def dead_units(model: CNN, x: ArrayLike, batch_size: int = 1000) -> dict[str, tuple[int, int]]:
     """For each activation layer, (units never positive on any image of x, all units).
 
     A conv unit is one channel (it is dead if it is <= 0 at every position of every image);
@@ -214,13 +215,13 @@ def dead_units(model: CNN, x, batch_size: int = 1000) -> dict[str, tuple[int, in
     return counts
 
 
-def penultimate_features(model: CNN, x, batch_size: int = 1000) -> np.ndarray:
+def penultimate_features(model: CNN, x: ArrayLike, batch_size: int = 1000) -> np.ndarray:
     """The activations that feed the classifier head (N, D): the CNN's learned features of each image."""
     name = f"dense{len(model.dense)}" if len(model.dense) else "flatten"
     return _features(model, x, (name,), batch_size)[name]
 
 
-def pca_2d(features) -> tuple[np.ndarray, np.ndarray]:
+def pca_2d(features: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Project (N, D) features on their two principal axes: (N, 2) and the explained-variance ratios (2,)."""
     f = np.asarray(features, dtype=np.float64)
     if f.ndim != 2 or f.shape[0] < 2 or f.shape[1] < 2:
@@ -234,7 +235,7 @@ def pca_2d(features) -> tuple[np.ndarray, np.ndarray]:
     return f @ axes, evals[::-1][:2] / evals.sum()
 
 
-def shift_change(model: CNN, image, shift: int = 1, pool: str = "max") -> dict[str, float]:
+def shift_change(model: CNN, image: ArrayLike, shift: int = 1, pool: str = "max") -> dict[str, float]:
     """Relative change of the first conv layer's activation map, before and after 2x2 pooling,
     when the digit is shifted `shift` pixels to the right: ||f(x) - f(shifted x)|| / ||f(x)||."""
     from .model import pool2x2
@@ -259,20 +260,20 @@ def shift_change(model: CNN, image, shift: int = 1, pool: str = "max") -> dict[s
 
 # ----------------------------------------------------------------------------- softmax
 
-def naive_softmax(z, axis: int = -1) -> jax.Array:
+def naive_softmax(z: ArrayLike, axis: int = -1) -> jax.Array:
     """exp(z) / sum(exp(z)) exactly as the formula reads: overflows for logits above ~88 in float32."""
     e = jnp.exp(jnp.asarray(z, jnp.float32))
     return e / jnp.sum(e, axis=axis, keepdims=True)
 
 
-def logsumexp(z, axis: int = -1) -> jax.Array:
+def logsumexp(z: ArrayLike, axis: int = -1) -> jax.Array:
     """log(sum(exp(z))) computed as m + log(sum(exp(z - m))) with m = max(z): never overflows."""
     z = jnp.asarray(z, jnp.float32)
     m = jax.lax.stop_gradient(jnp.max(z, axis=axis, keepdims=True))
     return jnp.squeeze(m, axis) + jnp.log(jnp.sum(jnp.exp(z - m), axis=axis))
 
 
-def softmax(z, axis: int = -1, temperature: float = 1.0) -> jax.Array:
+def softmax(z: ArrayLike, axis: int = -1, temperature: float = 1.0) -> jax.Array:
     """Stable softmax of z / temperature: shift by the maximum first, so the largest exponent is exp(0) = 1."""
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
@@ -282,7 +283,7 @@ def softmax(z, axis: int = -1, temperature: float = 1.0) -> jax.Array:
     return e / jnp.sum(e, axis=axis, keepdims=True)
 
 
-def cross_entropy(logits, label: int | np.ndarray) -> jax.Array:
+def cross_entropy(logits: ArrayLike, label: int | np.ndarray) -> jax.Array:
     """-log softmax(logits)[label], via log-sum-exp; logits (..., C), integer labels (...)."""
     logits = jnp.asarray(logits, jnp.float32)
     label = jnp.asarray(label)

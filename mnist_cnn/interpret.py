@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from flax import nnx
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from .model import CNN
 from .predict import predict
@@ -49,7 +50,7 @@ def _check_labels(y, n: int) -> np.ndarray:
 
 # --- scores --------------------------------------------------------------------------------------
 
-def probabilities(model: CNN, x, batch_size: int = 1000) -> np.ndarray:
+def probabilities(model: CNN, x: ArrayLike, batch_size: int = 1000) -> np.ndarray:
     """Class probabilities (N, 10) for images (N, 28, 28), computed in batches to bound memory."""
     x = _check_images(x)
     if batch_size < 1:
@@ -57,7 +58,7 @@ def probabilities(model: CNN, x, batch_size: int = 1000) -> np.ndarray:
     return np.concatenate([predict(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def confusion_matrix(y_true, y_pred, num_classes: int = 10) -> np.ndarray:
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int = 10) -> np.ndarray:
     """Counts (num_classes, num_classes): row = true class, column = predicted class."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
@@ -94,14 +95,14 @@ def most_confused_pairs(matrix: np.ndarray, k: int = 5) -> list[tuple[int, int, 
     return [(int(true[i]), int(pred[i]), int(counts[i])) for i in order]
 
 
-def mistakes(y_true, probs: np.ndarray) -> np.ndarray:
+def mistakes(y_true: ArrayLike, probs: np.ndarray) -> np.ndarray:
     """Indices of the misclassified images, in file order."""
     probs = np.asarray(probs)
     y_true = _check_labels(y_true, len(probs))
     return np.flatnonzero(probs.argmax(axis=1) != y_true)
 
 
-def most_confident_mistakes(y_true, probs: np.ndarray, k: int = 10) -> np.ndarray:
+def most_confident_mistakes(y_true: ArrayLike, probs: np.ndarray, k: int = 10) -> np.ndarray:
     """Indices of the `k` mistakes the model was surest of (highest probability on its wrong answer)."""
     wrong = mistakes(y_true, probs)
     confidence = np.asarray(probs)[wrong].max(axis=1)
@@ -120,7 +121,7 @@ def _input_gradient(model: CNN, x: jax.Array, labels: jax.Array) -> jax.Array:
     return jax.grad(score)(x)
 
 
-def saliency(model: CNN, x, labels) -> np.ndarray:
+def saliency(model: CNN, x: ArrayLike, labels: ArrayLike) -> np.ndarray:
     """Gradient of each image's class score (logit of `labels`) w.r.t. its pixels, (N, 28, 28).
 
     Pixels are in [0, 1], so a value g means: brightening that pixel by a small d changes the
@@ -132,7 +133,7 @@ def saliency(model: CNN, x, labels) -> np.ndarray:
     return np.asarray(_input_gradient(model, jnp.asarray(_as_unit(x)), jnp.asarray(labels, jnp.int32)))
 
 
-def occlude(image, top: int, left: int, patch: int, value: float = 0.0) -> np.ndarray:
+def occlude(image: ArrayLike, top: int, left: int, patch: int, value: float = 0.0) -> np.ndarray:
     """A float copy of `image` (28, 28) with a `patch` x `patch` square at (top, left) set to `value`."""
     out = _as_unit(image).copy()
     if out.ndim != 2:
@@ -141,7 +142,7 @@ def occlude(image, top: int, left: int, patch: int, value: float = 0.0) -> np.nd
     return out
 
 
-def occlusion_map(model: CNN, image, label: int, patch: int = 6, stride: int = 2,
+def occlusion_map(model: CNN, image: ArrayLike, label: int, patch: int = 6, stride: int = 2,
                   value: float = 0.0) -> np.ndarray:
     """Probability of `label` with a grey square slid over the image, (n, n) for n patch positions.
 
@@ -161,7 +162,7 @@ def occlusion_map(model: CNN, image, label: int, patch: int = 6, stride: int = 2
     return probs.reshape(len(starts), len(starts))
 
 
-def shift_images(x, dy: float, dx: float) -> np.ndarray:
+def shift_images(x: ArrayLike, dy: float, dx: float) -> np.ndarray:
     """Images moved down by `dy` and right by `dx` pixels (bilinear, zero fill); dtype is kept."""
     from scipy import ndimage
 
@@ -170,7 +171,7 @@ def shift_images(x, dy: float, dx: float) -> np.ndarray:
     return _like(moved, x)
 
 
-def rotate_images(x, degrees: float) -> np.ndarray:
+def rotate_images(x: ArrayLike, degrees: float) -> np.ndarray:
     """Images rotated anticlockwise by `degrees` about their centre (bilinear, zero fill); dtype kept."""
     from scipy import ndimage
 
@@ -190,7 +191,7 @@ def _like(values: np.ndarray, original: np.ndarray) -> np.ndarray:
     return values.astype(original.dtype)
 
 
-def accuracy_under(model: CNN, x, y, transform: Callable[[np.ndarray, float], np.ndarray],
+def accuracy_under(model: CNN, x: ArrayLike, y: ArrayLike, transform: Callable[[np.ndarray, float], np.ndarray],
                    amounts: Sequence[float]) -> np.ndarray:
     """Test accuracy after `transform(x, amount)` for each amount, e.g. rotate_images and degrees."""
     x = _check_images(x)
@@ -198,7 +199,7 @@ def accuracy_under(model: CNN, x, y, transform: Callable[[np.ndarray, float], np
     return np.array([evaluate(model, transform(x, a), y) for a in amounts])
 
 
-def feature_maps(model: CNN, image) -> dict[str, np.ndarray]:
+def feature_maps(model: CNN, image: ArrayLike) -> dict[str, np.ndarray]:
     """Every intermediate array of the model for one image (28, 28), batch axis removed."""
     image = np.asarray(image)
     if image.shape != (28, 28):
@@ -265,7 +266,7 @@ def plot_confusion_matrix(matrix: np.ndarray) -> Figure:
     return fig
 
 
-def plot_gallery(images, y_true, probs: np.ndarray, ncols: int = 8) -> Figure:
+def plot_gallery(images: ArrayLike, y_true: ArrayLike, probs: np.ndarray, ncols: int = 8) -> Figure:
     """Digits titled 'true -> predicted (probability)'; returns the figure."""
     images = _check_images(images)
     probs = np.asarray(probs)
@@ -277,7 +278,7 @@ def plot_gallery(images, y_true, probs: np.ndarray, ncols: int = 8) -> Figure:
     return show_images(images, titles, ncols=ncols, size=1.2, cmap="gray_r")
 
 
-def plot_saliency(images, maps: np.ndarray, titles: list[str] | None = None) -> Figure:
+def plot_saliency(images: ArrayLike, maps: np.ndarray, titles: list[str] | None = None) -> Figure:
     """Each digit above the absolute value of its saliency map; returns the figure."""
     images = _check_images(images)
     maps = np.asarray(maps)
@@ -297,7 +298,7 @@ def plot_saliency(images, maps: np.ndarray, titles: list[str] | None = None) -> 
     return fig
 
 
-def plot_occlusion(image, grid: np.ndarray, patch: int, stride: int, title: str | None = None) -> Figure:
+def plot_occlusion(image: ArrayLike, grid: np.ndarray, patch: int, stride: int, title: str | None = None) -> Figure:
     """The digit beside its occlusion map, placed so each cell sits at its square's centre."""
     image, grid = np.asarray(image), np.asarray(grid)
     if image.ndim != 2 or grid.ndim != 2 or grid.shape[0] != grid.shape[1]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .ops import conv2d
 
@@ -30,7 +31,7 @@ def get_kernel(name: str) -> np.ndarray:
     return KERNELS[name].copy()
 
 
-def apply_kernel(image, kernel) -> np.ndarray:
+def apply_kernel(image: ArrayLike, kernel: ArrayLike) -> np.ndarray:
     """Cross-correlate a grey image (H, W) with an odd-sized kernel; zero 'same' padding keeps (H, W)."""
     image = np.asarray(image, dtype=np.float32)
     kernel = np.asarray(kernel, dtype=np.float32)
@@ -46,7 +47,7 @@ def apply_kernel(image, kernel) -> np.ndarray:
     return np.asarray(conv2d(image, kernel, padding=kernel.shape[0] // 2), dtype=np.float32)
 
 
-def to_grey(image) -> np.ndarray:
+def to_grey(image: ArrayLike) -> np.ndarray:
     """An RGB(A) or grey image as float grey levels in [0, 1] (ITU-R 601 luma weights)."""
     image = np.asarray(image)
     scale = 255.0 if image.dtype == np.uint8 else 1.0
@@ -71,7 +72,7 @@ def sample_photo(width: int = 128) -> np.ndarray:
         return to_grey(np.asarray(small))
 
 
-def kernel_similarity(learned, bank: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[str]]:
+def kernel_similarity(learned: ArrayLike, bank: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[str]]:
     """|cosine similarity| between each learned 3x3 filter (3, 3, F) and each 3x3 kernel of `bank`.
 
     Returns a (F, K) matrix and the K kernel names. The mean of every filter is removed first,

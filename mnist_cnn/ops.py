@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 IntOrPair = int | tuple[int, int]
 
@@ -99,7 +100,7 @@ def _as_bias(b, c_out: int) -> np.ndarray:
     return b
 
 
-def zero_pad(x, padding: IntOrPair) -> np.ndarray:
+def zero_pad(x: ArrayLike, padding: IntOrPair) -> np.ndarray:
     """Surround every image with `padding` rings of zeros; only H and W grow, the layout is kept."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim not in (2, 3, 4):
@@ -135,7 +136,7 @@ def _conv_setup(x, w, b, stride: IntOrPair, padding: IntOrPair) -> _ConvSetup:
     return _ConvSetup(x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w)
 
 
-def conv2d(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.ndarray:
+def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.ndarray:
     """Convolution (cross-correlation, as in every DL library) by sliding a window: the loop version.
 
     x: (H, W), (H, W, C_in) or (N, H, W, C_in); w: (kh, kw) or (kh, kw, C_in, C_out); b: (C_out,).
@@ -157,7 +158,7 @@ def conv2d(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.nd
     return _restore(out, rank)
 
 
-def im2col(x, kh: int, kw: int, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.ndarray:
+def im2col(x: ArrayLike, kh: int, kw: int, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.ndarray:
     """Every window of the padded input as one row: (N, H'*W', kh*kw*C) (or (H'*W', kh*kw*C) for one image).
 
     A row is the window flattened in (row, column, channel) order, matching w.reshape(-1, C_out).
@@ -176,7 +177,7 @@ def im2col(x, kh: int, kw: int, stride: IntOrPair = 1, padding: IntOrPair = 0) -
     return cols2d[0] if rank in (2, 3) else cols2d
 
 
-def conv2d_im2col(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.ndarray:
+def conv2d_im2col(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.ndarray:
     """The same convolution as `conv2d`, vectorised: im2col, then one matrix product."""
     x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w = _conv_setup(x, w, b, stride, padding)
     kh, kw, c_in, c_out = w.shape
@@ -236,12 +237,12 @@ def _pool(x, size: IntOrPair, stride: IntOrPair | None, reduce) -> np.ndarray:
     return _restore(out, rank)
 
 
-def max_pool2d(x, size: IntOrPair = 2, stride: IntOrPair | None = None) -> np.ndarray:
+def max_pool2d(x: ArrayLike, size: IntOrPair = 2, stride: IntOrPair | None = None) -> np.ndarray:
     """Max pooling: the largest value of each window (stride defaults to the window size; no padding)."""
     return _pool(x, size, stride, np.max)
 
 
-def avg_pool2d(x, size: IntOrPair = 2, stride: IntOrPair | None = None) -> np.ndarray:
+def avg_pool2d(x: ArrayLike, size: IntOrPair = 2, stride: IntOrPair | None = None) -> np.ndarray:
     """Average pooling: the mean of each window (stride defaults to the window size; no padding)."""
     return _pool(x, size, stride, np.mean)
 
@@ -266,7 +267,7 @@ class WindowStep:
     value: float        # the output cell this step fills in
 
 
-def conv_steps(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> list[WindowStep]:
+def conv_steps(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> list[WindowStep]:
     """Every step of `conv2d` on one image, filter by filter, row by row: the frames of an animation."""
     x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w = _conv_setup(x, w, b, stride, padding)
     if rank == 4 and x.shape[0] != 1:
@@ -284,7 +285,7 @@ def conv_steps(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> l
     return steps
 
 
-def pool_steps(x, size: IntOrPair = 2, stride: IntOrPair | None = None,
+def pool_steps(x: ArrayLike, size: IntOrPair = 2, stride: IntOrPair | None = None,
                kind: str = "max") -> list[WindowStep]:
     """Every step of max or average pooling on one image, channel by channel."""
     if kind not in ("max", "avg"):

@@ -6,12 +6,14 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from . import inspect as measure
 
 
-def plot_activations(names: Sequence[str], x=None) -> Figure:
+def plot_activations(names: Sequence[str], x: ArrayLike | None = None) -> Figure:
     """Each activation (left) and its derivative from `jax.grad` (right), on a shared grid."""
     x = np.linspace(-6, 6, 481) if x is None else np.asarray(x)
     if not names:
@@ -77,7 +79,7 @@ def plot_learning_curves(curves: Mapping[str, Mapping[str, np.ndarray]], window:
     return fig
 
 
-def plot_projection(points, labels, title: str = "", ax=None) -> Figure:
+def plot_projection(points: ArrayLike, labels: ArrayLike, title: str = "", ax: Axes | None = None) -> Figure:
     """A 2-D scatter of points (N, 2) coloured by digit class, one legend entry per class."""
     points, labels = np.asarray(points), np.asarray(labels)
     if points.ndim != 2 or points.shape[1] != 2 or len(points) != len(labels):
@@ -98,7 +100,7 @@ def plot_projection(points, labels, title: str = "", ax=None) -> Figure:
     return fig
 
 
-def plot_temperature(logits, temperatures: Sequence[float]) -> Figure:
+def plot_temperature(logits: ArrayLike, temperatures: Sequence[float]) -> Figure:
     """Bar charts of softmax(logits / T), one panel per temperature T."""
     logits = np.asarray(logits)
     if logits.ndim != 1 or not temperatures:
@@ -120,7 +122,7 @@ def plot_temperature(logits, temperatures: Sequence[float]) -> Figure:
 WINDOW_COLORS = ("#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#984ea3", "#a65628", "#f781bf", "#999999")
 
 
-def plot_pool_windows(x, size: int = 2, kind: str = "max") -> Figure:
+def plot_pool_windows(x: ArrayLike, size: int = 2, kind: str = "max") -> Figure:
     """The input with each non-overlapping pooling window outlined in its own colour, the winning
     cell (max) filled, and the pooled output with each cell in its window's colour."""
     from . import ops, viz
@@ -174,7 +176,7 @@ def plot_kernel_gallery(images: Mapping[str, np.ndarray], names: Sequence[str]) 
     return fig
 
 
-def plot_filter_matches(learned, image, top: int = 4) -> Figure:
+def plot_filter_matches(learned: ArrayLike, image: ArrayLike, top: int = 4) -> Figure:
     """The `top` learned 3x3 filters most similar to a hand-made kernel: for each, the learned
     filter, its response to `image`, the matching hand-made kernel and that kernel's response."""
     from . import kernels

@@ -8,11 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from numpy.typing import ArrayLike
 
 from .model import CNN
 
 
-def preprocess_image(image: np.ndarray | str | os.PathLike, steps: bool = False):
+def preprocess_image(image: np.ndarray | str | os.PathLike,
+                     steps: bool = False) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
     """Turn any grey or colour image into a 28x28 float digit in [0, 1], the way MNIST was made.
 
     Grayscale; light background is inverted to a dark one; the digit's bounding box is scaled
@@ -73,7 +75,7 @@ def _probabilities(model: CNN, x: jax.Array) -> jax.Array:
     return jax.nn.softmax(model(x), axis=-1)
 
 
-def predict(model: CNN, images) -> np.ndarray:
+def predict(model: CNN, images: ArrayLike) -> np.ndarray:
     """Class probabilities: (10,) for one image, (N, 10) for a batch or a list of files.
 
     `images`: an array (28, 28) or (N, 28, 28), uint8 or float in [0, 1]; or an image file path;

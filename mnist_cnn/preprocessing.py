@@ -13,11 +13,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .config import Config
 
 
-def as_vectors(images) -> np.ndarray:
+def as_vectors(images: ArrayLike) -> np.ndarray:
     """(N, H, W[, 1]) images -> float64 (N, H*W) rows; uint8 pixels are scaled to [0, 1]."""
     x = np.asarray(images)
     if x.ndim == 4 and x.shape[-1] == 1:
@@ -28,7 +29,7 @@ def as_vectors(images) -> np.ndarray:
     return x.reshape(len(x), -1).astype(np.float64) / scale
 
 
-def mean_image(images) -> np.ndarray:
+def mean_image(images: ArrayLike) -> np.ndarray:
     """The average image (H, W): pixel by pixel mean over the set."""
     x = np.asarray(images)
     return as_vectors(x).mean(axis=0).reshape(x.shape[1:3])
@@ -40,7 +41,7 @@ class _Fitted(ABC):
     _fitted = False
     shape: tuple[int, int] = (0, 0)
 
-    def fit(self, images) -> "_Fitted":
+    def fit(self, images: ArrayLike) -> "_Fitted":
         """Measure the statistics on these (training) images; returns self."""
         x = as_vectors(images)
         self.shape = tuple(np.asarray(images).shape[1:3])
@@ -48,7 +49,7 @@ class _Fitted(ABC):
         self._fitted = True
         return self
 
-    def transform(self, images) -> np.ndarray:
+    def transform(self, images: ArrayLike) -> np.ndarray:
         """Apply the training statistics to `images`; float32 (N, H, W) like the input."""
         if not self._fitted:
             raise ValueError(f"{type(self).__name__} is not fitted: call .fit(x_train) first "
@@ -58,7 +59,7 @@ class _Fitted(ABC):
             raise ValueError(f"fitted on {self.shape} images, got images of shape {np.shape(images)[1:]}")
         return self._transform(x).reshape(len(x), *self.shape).astype(np.float32)
 
-    def fit_transform(self, images) -> np.ndarray:
+    def fit_transform(self, images: ArrayLike) -> np.ndarray:
         """`fit(images)` then `transform(images)`: only ever call this on the training set."""
         return self.fit(images).transform(images)
 
@@ -131,14 +132,14 @@ class PCA(_Fitted):
         self.components = vectors[:, order].T
         self.explained_variance_ratio = self.variances / self.variances.sum()
 
-    def transform(self, images) -> np.ndarray:
+    def transform(self, images: ArrayLike) -> np.ndarray:
         """PCA coordinates (N, k) of the images: projections on the first k eigen-digits."""
         if not self._fitted:
             raise ValueError("PCA is not fitted: call .fit(x_train) first (on the training images only)")
         k = self.n_components or len(self.components)
         return ((as_vectors(images) - self.mean) @ self.components[:k].T).astype(np.float32)
 
-    def reconstruct(self, coords) -> np.ndarray:
+    def reconstruct(self, coords: ArrayLike) -> np.ndarray:
         """Images (N, H, W) rebuilt from PCA coordinates (N, k): mean + sum of weighted eigen-digits."""
         coords = np.asarray(coords, dtype=np.float64)
         k = coords.shape[1]
@@ -195,7 +196,7 @@ class Whitening(_Fitted):
         return (x - self.mean) @ self.W.T
 
 
-def covariance(images_or_vectors) -> np.ndarray:
+def covariance(images_or_vectors: ArrayLike) -> np.ndarray:
     """The covariance matrix (D, D) of images (N, H, W) or already-flat vectors (N, D)."""
     x = np.asarray(images_or_vectors, dtype=np.float64)
     x = x.reshape(len(x), -1)
@@ -203,7 +204,7 @@ def covariance(images_or_vectors) -> np.ndarray:
     return centred.T @ centred / len(x)
 
 
-def train_on_preprocessed(x_train, y_train, x_test, y_test, config: Config,
+def train_on_preprocessed(x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayLike, y_test: ArrayLike, config: Config,
                           log_every: int = 20) -> dict[str, np.ndarray | float]:
     """Train a fresh CNN on images that are ALREADY preprocessed, without the model's own scaling.
 

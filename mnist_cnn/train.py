@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from numpy.typing import ArrayLike
 
 from .config import Config
 from .data import Split, load_data
@@ -97,7 +98,8 @@ def make_optimizer(config: Config, steps: int) -> optax.GradientTransformation:
     return optax.adamw(lr, weight_decay=config.weight_decay)
 
 
-def loss_fn(model: CNN, x: jax.Array, y: jax.Array, smoothing: float = 0.0):
+def loss_fn(model: CNN, x: jax.Array, y: jax.Array,
+            smoothing: float = 0.0) -> tuple[jax.Array, jax.Array]:
     """Mean cross-entropy of the model on a batch, and its logits."""
     logits = model(x)
     targets = optax.smooth_labels(jax.nn.one_hot(y, 10), smoothing)
@@ -114,7 +116,8 @@ def random_shift(x: jax.Array, key: jax.Array, shift: int) -> jax.Array:
 
 
 def train_step(model: CNN, optimizer: nnx.Optimizer, x_all: jax.Array, y_all: jax.Array,
-               idx: jax.Array, smoothing: float, shift: int = 0, key: jax.Array | None = None):
+               idx: jax.Array, smoothing: float, shift: int = 0,
+               key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """One gradient step on the batch `x_all[idx]`; returns (loss, number correct).
 
     With `shift` > 0 the batch is augmented by random shifts drawn from `key` and the step count.
@@ -169,7 +172,7 @@ def _accuracy(model: CNN, batches: list[tuple[jax.Array, jax.Array, jax.Array]],
 EVAL_BATCH = 500
 
 
-def evaluate(model: CNN, x, y, batch_size: int = EVAL_BATCH) -> float:
+def evaluate(model: CNN, x: ArrayLike, y: ArrayLike, batch_size: int = EVAL_BATCH) -> float:
     """Accuracy of `model` on every image of (x, y); the last partial batch is padded, not dropped."""
     return _accuracy(model, _eval_batches(x, y, batch_size), len(y))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,6 +17,10 @@ from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from IPython.display import HTML
 
 from . import ops
 from .ops import IntOrPair, WindowStep
@@ -26,7 +30,7 @@ WINDOW_COLOR = "#d62728"
 OUTPUT_COLOR = "#2ca02c"
 
 
-def number_format(values) -> Callable[[float], str]:
+def number_format(values: ArrayLike) -> Callable[[float], str]:
     """A formatter that prints integers without decimals and other numbers with two."""
     values = np.asarray(values, dtype=np.float64)
     if np.all(np.isfinite(values)) and np.allclose(values, np.round(values)):
@@ -34,7 +38,7 @@ def number_format(values) -> Callable[[float], str]:
     return lambda v: f"{v:.2f}"
 
 
-def show_images(images, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.2,
+def show_images(images: ArrayLike, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.2,
                 cmap: str = "gray", vmin: float | None = None, vmax: float | None = None,
                 suptitle: str | None = None) -> Figure:
     """A grid of images (N, H, W) with optional titles; axes are hidden."""
@@ -61,7 +65,7 @@ def show_images(images, titles: Sequence[str] | None = None, ncols: int = 8, siz
     return fig
 
 
-def draw_matrix(ax: Axes, m, fmt: Callable[[float], str] | None = None, cmap: str = "Blues",
+def draw_matrix(ax: Axes, m: ArrayLike, fmt: Callable[[float], str] | None = None, cmap: str = "Blues",
                 padding: IntOrPair = 0, highlight: tuple[int, int, int, int] | None = None,
                 title: str | None = None, fontsize: float = 8, vmin: float | None = None,
                 vmax: float | None = None, numbers: bool = True) -> list:
@@ -99,7 +103,7 @@ def draw_matrix(ax: Axes, m, fmt: Callable[[float], str] | None = None, cmap: st
     return [t for row in texts for t in row]
 
 
-def show_matrix(m, title: str | None = None, cell: float = 0.35, **kwargs) -> Figure:
+def show_matrix(m: ArrayLike, title: str | None = None, cell: float = 0.35, **kwargs) -> Figure:
     """A figure with one matrix drawn with its numbers (keyword arguments go to `draw_matrix`)."""
     m = np.asarray(m)
     fig, ax = plt.subplots(figsize=(cell * m.shape[1] + 0.2, cell * m.shape[0] + (0.4 if title else 0.2)))
@@ -108,7 +112,7 @@ def show_matrix(m, title: str | None = None, cell: float = 0.35, **kwargs) -> Fi
     return fig
 
 
-def show_filters(kernel, in_channel: int = 0, ncols: int = 8, size: float = 0.9,
+def show_filters(kernel: ArrayLike, in_channel: int = 0, ncols: int = 8, size: float = 0.9,
                  numbers: bool = False, title: str | None = None) -> Figure:
     """A filter bank: kernel (kh, kw, C_in, C_out) drawn one filter per panel (one input channel).
 
@@ -142,7 +146,7 @@ def show_filters(kernel, in_channel: int = 0, ncols: int = 8, size: float = 0.9,
     return fig
 
 
-def show_feature_maps(maps, ncols: int = 8, size: float = 1.0, title: str | None = None,
+def show_feature_maps(maps: ArrayLike, ncols: int = 8, size: float = 1.0, title: str | None = None,
                       cmap: str = "viridis") -> Figure:
     """Every channel of a feature map (H, W, C) or (1, H, W, C) as a small image."""
     maps = np.asarray(maps)
@@ -202,12 +206,12 @@ def draw_architecture(shapes: dict[str, tuple[int, ...]], activation: str = "rel
     return fig
 
 
-def conv_frames(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> list[WindowStep]:
+def conv_frames(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> list[WindowStep]:
     """The frames `animate_conv` draws: one `ops.WindowStep` per (filter, output row, output column)."""
     return ops.conv_steps(x, w, b, stride, padding)
 
 
-def pool_frames(x, size: IntOrPair = 2, stride: IntOrPair | None = None,
+def pool_frames(x: ArrayLike, size: IntOrPair = 2, stride: IntOrPair | None = None,
                 kind: str = "max") -> list[WindowStep]:
     """The frames `animate_pool` draws: one `ops.WindowStep` per (channel, output row, output column)."""
     return ops.pool_steps(x, size, stride, kind)
@@ -340,7 +344,7 @@ def _animate_windows(inputs: np.ndarray, padding: tuple[int, int], window: tuple
     return anim
 
 
-def animate_conv(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0,
+def animate_conv(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, stride: IntOrPair = 1, padding: IntOrPair = 0,
                  cell: float = 0.32, dpi: int = 64, interval: int = 900,
                  title: str | None = None) -> FuncAnimation:
     """Animate `ops.conv2d` on one image: the window slides over the zero-padded input (grey
@@ -366,7 +370,7 @@ def animate_conv(x, w, b=None, stride: IntOrPair = 1, padding: IntOrPair = 0,
                             cell=cell, dpi=dpi, interval=interval, title=title)
 
 
-def animate_pool(x, size: IntOrPair = 2, stride: IntOrPair | None = None, kind: str = "max",
+def animate_pool(x: ArrayLike, size: IntOrPair = 2, stride: IntOrPair | None = None, kind: str = "max",
                  cell: float = 0.32, dpi: int = 64, interval: int = 900,
                  title: str | None = None) -> FuncAnimation:
     """Animate `ops.max_pool2d` / `ops.avg_pool2d` on one image (H, W) or (H, W, C), channel by channel."""
@@ -383,7 +387,7 @@ def animate_pool(x, size: IntOrPair = 2, stride: IntOrPair | None = None, kind: 
                             cell=cell, dpi=dpi, interval=interval, title=title)
 
 
-def to_html(anim: FuncAnimation, mode: str = "once"):
+def to_html(anim: FuncAnimation, mode: str = "once") -> HTML:
     """The animation as embedded JS-HTML (works in the static book); closes its figure."""
     from IPython.display import HTML
 

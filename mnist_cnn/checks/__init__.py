@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def report(passed: bool, what: str, hint: str = "") -> bool:
@@ -20,7 +21,7 @@ def report(passed: bool, what: str, hint: str = "") -> bool:
     return passed
 
 
-def compare_arrays(name: str, got, expected, atol: float = 1e-4) -> tuple[bool, str]:
+def compare_arrays(name: str, got: ArrayLike, expected: ArrayLike, atol: float = 1e-4) -> tuple[bool, str]:
     """Compare a reader's result with the reference; returns (ok, an explanation of any mismatch)."""
     try:
         got = np.asarray(got, dtype=np.float64)
