@@ -72,6 +72,13 @@ def parse_idx(data: bytes, name: str = "<bytes>", ndim: int | None = None) -> np
     expected = 1
     for n in shape:
         expected *= n
+    # A zero dimension makes any other size "fit" an empty body; no real file is that strange.
+    extent = 1
+    for n in shape:
+        extent *= max(n, 1)
+    if extent > _MAX_BYTES:
+        raise ValueError(f"{name}: header promises an implausible shape {shape}; the file is "
+                         "corrupt or not an MNIST file")
     if len(data) - header != expected:
         raise ValueError(
             f"{name}: header promises shape {shape} = {expected} bytes of data but the file holds "
