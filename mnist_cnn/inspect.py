@@ -13,16 +13,15 @@ from numpy.typing import ArrayLike
 
 from .config import Config
 from .model import ACTIVATION_FNS, CNN
-from .train import evaluate, loss_fn, make_optimizer, train_step
+from .train import _as_images, evaluate, loss_fn, training_steps
 
 
 def _images(x) -> jax.Array:
-    """uint8 (N, 28, 28) or float in [0, 1] -> float32 (N, 28, 28, 1)."""
+    """uint8 (N, 28, 28) or float in [0, 1] -> float32 (N, 28, 28, 1), with a clear shape error."""
     x = np.asarray(x)
     if x.ndim not in (3, 4) or x.shape[1:3] != (28, 28):
         raise ValueError(f"images must have shape (N, 28, 28) or (N, 28, 28, 1), got {x.shape}")
-    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    return jnp.asarray(x[..., None] if x.ndim == 3 else x)
+    return _as_images(x)
 
 
 # ----------------------------------------------------------------------------- activations
@@ -138,27 +137,15 @@ def learning_curve(config: Config, data: tuple | None, eval_every: int = 25, eva
     x_dev, y_dev = _images(x_train), jnp.asarray(np.asarray(y_train), jnp.int32)
     model = init_model(config, x_train)
     total = steps_per_epoch * config.epochs
-    optimizer = nnx.Optimizer(model, make_optimizer(config, total), wrt=nnx.Param)
-    model.train()
-    # The same step, seed, batch order and augmentation as `fit` (index 5 of the bound step is `shift`).
-    step = nnx.jit_partial(train_step, model, optimizer, static_argnums=(5,), graph=False)
-    key = jax.random.key(config.seed)
-    augment_key = jax.random.fold_in(key, 1)
     losses, eval_steps, accuracies = [], [], []
     x_eval, y_eval = x_test[:eval_size], y_test[:eval_size]
     start = time.perf_counter()
-    done = 0
-    for _ in range(config.epochs):
-        key, sub = jax.random.split(key)
-        order = jax.random.permutation(sub, len(x_train))[: steps_per_epoch * config.batch_size]
-        for batch in np.asarray(order).reshape(steps_per_epoch, config.batch_size):
-            loss, _ = step(x_dev, y_dev, batch, config.label_smoothing, config.shift, augment_key)
-            losses.append(loss)
-            done += 1
-            if done % eval_every == 0 or done == total:
-                eval_steps.append(done)
-                accuracies.append(evaluate(model, x_eval, y_eval))
-                model.train()
+    # The same steps, seed, batch order and augmentation as `fit`.
+    for done, (_, _, loss, _) in enumerate(training_steps(model, config, x_dev, y_dev), start=1):
+        losses.append(loss)
+        if done % eval_every == 0 or done == total:
+            eval_steps.append(done)
+            accuracies.append(evaluate(model, x_eval, y_eval))
     model.eval()
     return {"step": np.arange(1, total + 1), "loss": np.asarray(jnp.stack(losses)),
             "eval_step": np.asarray(eval_steps), "eval_accuracy": np.asarray(accuracies),

@@ -212,12 +212,11 @@ def train_on_preprocessed(x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayL
     the network sees exactly the given arrays, which is what a preprocessing comparison needs.
     Returns {"steps", "loss" (mean loss over each `log_every` steps), "test_accuracy"}.
     """
-    import jax
     import jax.numpy as jnp
     from flax import nnx
 
     from .model import CNN
-    from .train import evaluate, make_optimizer, train_step
+    from .train import evaluate, training_steps
 
     x = np.asarray(x_train, dtype=np.float32)
     if x.ndim != 3 or len(x) != len(y_train):
@@ -228,19 +227,9 @@ def train_on_preprocessed(x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayL
         raise ValueError(f"only {steps} steps: use more images, more epochs or a smaller batch_size")
     model = CNN(config, rngs=nnx.Rngs(config.seed))
     model.set_input_stats(0.0, 1.0)
-    optimizer = nnx.Optimizer(model, make_optimizer(config, steps), wrt=nnx.Param)
-    model.train()
-    step = nnx.jit_partial(train_step, model, optimizer, static_argnums=(5,), graph=False)
     x_dev, y_dev = jnp.asarray(x[..., None]), jnp.asarray(y_train, jnp.int32)
-    key = jax.random.key(config.seed)
-    per_epoch = len(x) // config.batch_size
-    losses = []
-    for _ in range(config.epochs):
-        key, sub = jax.random.split(key)
-        order = jax.random.permutation(sub, len(x))[: per_epoch * config.batch_size]
-        for batch in order.reshape(per_epoch, config.batch_size):
-            loss, _ = step(x_dev, y_dev, batch, config.label_smoothing)
-            losses.append(loss)
+    # The same steps, seed and batch order as `fit`: only the input scaling differs.
+    losses = [loss for _, _, loss, _ in training_steps(model, config, x_dev, y_dev)]
     losses = np.asarray(jnp.stack(losses))
     usable = len(losses) // log_every * log_every
     return {"steps": np.arange(1, usable // log_every + 1) * log_every,

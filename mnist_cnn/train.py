@@ -7,6 +7,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 from pathlib import Path
 
 import jax
@@ -190,57 +191,75 @@ def _split(config: Config, data: tuple[Split, Split]) -> tuple[Split, Split, str
     return (x_train, y_train), (x_test, y_test), "test"
 
 
-def fit(config: Config = Config(), data: tuple[Split, Split] | None = None,
-        progress: bool = True) -> tuple[CNN, History]:
-    """Train a CNN described by `config`; returns (model, history). Same seed, same weights."""
-    called = time.perf_counter()
-    (x_train, y_train), (x_eval, y_eval), evaluated_on = _split(config, data or load_data())
-    steps_per_epoch = len(x_train) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"batch_size={config.batch_size} is larger than the "
-                         f"{len(x_train)} training images")
-    model = CNN(config, rngs=nnx.Rngs(config.seed))
-    # Input-layer preprocessing from the training set only (no peeking at the test set).
-    x_dev = _as_images(x_train)
-    model.set_input_stats(jnp.mean(x_dev), jnp.std(x_dev))
-    y_dev = jnp.asarray(y_train, jnp.int32)
+def _steps_per_epoch(n: int, batch_size: int) -> int:
+    if n < batch_size:
+        raise ValueError(f"batch_size={batch_size} is larger than the {n} training images")
+    return n // batch_size
+
+
+def training_steps(model: CNN, config: Config, x_train: jax.Array,
+                   y_train: jax.Array) -> Iterator[tuple[int, int, jax.Array, jax.Array]]:
+    """Train `model` in place; after every step yield (epoch, step within the epoch, loss, correct).
+
+    The package's one training loop: `fit`, the learning curves of the layer chapters and the
+    preprocessing experiment all step through it, so they share batch order, seed and
+    augmentation. x_train: (N, 28, 28, 1) float32 on the device; y_train: (N,) int32.
+    """
+    steps_per_epoch = _steps_per_epoch(len(x_train), config.batch_size)
     optimizer = nnx.Optimizer(model, make_optimizer(config, steps_per_epoch * config.epochs),
                               wrt=nnx.Param)
     # Binding model and optimizer once keeps the per-step Python overhead small. jit_partial
     # fixes the module's static attributes when it is built, so the step stays in train mode
-    # (dropout on) even while `evaluate` switches the model to eval mode between epochs.
+    # (dropout on) even while the caller evaluates the model in eval mode between steps.
     model.train()
     # jit_partial passes the bound (model, optimizer) as one argument, so index 5 is `shift`:
     # the shift size fixes the program's shapes (static); smoothing is traced like any number.
     step = nnx.jit_partial(train_step, model, optimizer, static_argnums=(5,), graph=False)
     key = jax.random.key(config.seed)
     augment_key = jax.random.fold_in(key, 1)
-    # The evaluation images go to the device once, not once per epoch.
-    eval_batches = _eval_batches(x_eval, y_eval, EVAL_BATCH)
-    history = History(evaluated_on=evaluated_on)
-    bar = _progress_bar(config.epochs * steps_per_epoch, progress)
-    elapsed = 0.0
     for epoch in range(1, config.epochs + 1):
-        start = time.perf_counter()
         key, sub = jax.random.split(key)
         order = jax.random.permutation(sub, len(x_train))[: steps_per_epoch * config.batch_size]
         # Index rows of a host array: slicing a device array would cost a dispatch per step.
         batches = np.asarray(order).reshape(steps_per_epoch, config.batch_size)
-        losses, corrects = [], []
         for i in range(steps_per_epoch):
-            loss, correct = step(x_dev, y_dev, batches[i], config.label_smoothing, config.shift,
-                                 augment_key)
-            # Results stay on the device (no host round trip inside the loop), summed once below.
-            losses.append(loss)
-            corrects.append(correct)
-            if bar is not None and (i + 1) % 50 == 0:
-                bar.update(50)
+            loss, correct = step(x_train, y_train, batches[i], config.label_smoothing,
+                                 config.shift, augment_key)
+            yield epoch, i, loss, correct
+
+
+def fit(config: Config = Config(), data: tuple[Split, Split] | None = None,
+        progress: bool = True) -> tuple[CNN, History]:
+    """Train a CNN described by `config`; returns (model, history). Same seed, same weights."""
+    called = time.perf_counter()
+    (x_train, y_train), (x_eval, y_eval), evaluated_on = _split(config, data or load_data())
+    steps_per_epoch = _steps_per_epoch(len(x_train), config.batch_size)
+    model = CNN(config, rngs=nnx.Rngs(config.seed))
+    # Input-layer preprocessing from the training set only (no peeking at the test set).
+    x_dev = _as_images(x_train)
+    model.set_input_stats(jnp.mean(x_dev), jnp.std(x_dev))
+    y_dev = jnp.asarray(y_train, jnp.int32)
+    # The evaluation images go to the device once, not once per epoch.
+    eval_batches = _eval_batches(x_eval, y_eval, EVAL_BATCH)
+    history = History(evaluated_on=evaluated_on)
+    bar = _progress_bar(config.epochs * steps_per_epoch, progress)
+    elapsed, losses, corrects = 0.0, [], []
+    start = time.perf_counter()
+    for epoch, i, loss, correct in training_steps(model, config, x_dev, y_dev):
+        # Results stay on the device (no host round trip inside the loop), summed once an epoch.
+        losses.append(loss)
+        corrects.append(correct)
+        if bar is not None and (i + 1) % 50 == 0:
+            bar.update(50)
+        if i + 1 < steps_per_epoch:
+            continue
         if bar is not None:
             bar.update(steps_per_epoch % 50)
         history.epoch.append(epoch)
         history.loss.append(float(np.sum(jax.device_get(losses), dtype=np.float64)) / steps_per_epoch)
         history.train_accuracy.append(int(np.sum(jax.device_get(corrects)))
                                       / (steps_per_epoch * config.batch_size))
+        losses, corrects = [], []
         elapsed += time.perf_counter() - start
         history.seconds.append(elapsed)
         history.test_accuracy.append(_accuracy(model, eval_batches, len(y_eval)))
@@ -248,6 +267,7 @@ def fit(config: Config = Config(), data: tuple[Split, Split] | None = None,
         if bar is not None:
             bar.set_postfix(loss=f"{history.loss[-1]:.4f}",
                             **{f"{evaluated_on}_acc": f"{history.test_accuracy[-1]:.4f}"})
+        start = time.perf_counter()  # evaluation time is not training time
     if bar is not None:
         bar.close()
     model.eval()
