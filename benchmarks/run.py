@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 
 # ----------------------------------------------------------------------------- trials (children)
 
+
 def _peak_rss_mb() -> float:
     """Peak resident memory of this process in MiB (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -53,18 +54,32 @@ def _trial_ours(preset: str, seed: int, epochs: int) -> dict:
     model, history = fit(config, data, progress=False)
     done = time.time()
     test_accuracy = evaluate(model, *data[1])
-    train_images = (len(data[0][0]) - config.validation_size) // config.batch_size * config.batch_size
+    train_images = (
+        (len(data[0][0]) - config.validation_size)
+        // config.batch_size
+        * config.batch_size
+    )
     loop = [b - a for a, b in zip([0.0, *history.seconds], history.seconds)]
     epochs_out = []
     for i, epoch in enumerate(history.epoch):
         # A preset with a validation split never looks at the test set during training, so its
         # test accuracy exists only for the final model.
         on_test = history.evaluated_on == "test"
-        epochs_out.append({"epoch": epoch, "t": called + history.wall_seconds[i],
-                           "test_accuracy": history.test_accuracy[i] if on_test else None,
-                           "loop_seconds": loop[i], "images": train_images})
-    return {"epochs": epochs_out, "final_accuracy": test_accuracy, "final_t": done,
-            "config": json.loads(config.to_json())}
+        epochs_out.append(
+            {
+                "epoch": epoch,
+                "t": called + history.wall_seconds[i],
+                "test_accuracy": history.test_accuracy[i] if on_test else None,
+                "loop_seconds": loop[i],
+                "images": train_images,
+            }
+        )
+    return {
+        "epochs": epochs_out,
+        "final_accuracy": test_accuracy,
+        "final_t": done,
+        "config": json.loads(config.to_json()),
+    }
 
 
 def _trial_keras(seed: int, epochs: int, train_size: int | None) -> dict:
@@ -83,17 +98,21 @@ def _trial_keras(seed: int, epochs: int, train_size: int | None) -> dict:
     x_test = np.expand_dims(x_test.astype("float32") / 255, -1)
     y_train = keras.utils.to_categorical(y_train, 10)
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-        layers.MaxPooling2D(pool_size=(2, 2)),
-        layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-        layers.MaxPooling2D(pool_size=(2, 2)),
-        layers.Flatten(),
-        layers.Dropout(0.5),
-        layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"]
+    )
 
     class Clock(keras.callbacks.Callback):
         """Training-loop time of an epoch: first batch start to last batch end (no validation)."""
@@ -110,15 +129,33 @@ def _trial_keras(seed: int, epochs: int, train_size: int | None) -> dict:
     for epoch in range(total):
         # One fit call per epoch so the test set can be scored after each (the example scores it
         # once at the end); the optimizer state carries over between calls.
-        model.fit(x_train, y_train, batch_size=128, epochs=epoch + 1, initial_epoch=epoch,
-                  validation_split=0.1, verbose=0, callbacks=[clock])
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=128,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            validation_split=0.1,
+            verbose=0,
+            callbacks=[clock],
+        )
         predictions = model.predict(x_test, batch_size=1000, verbose=0)
         accuracy = float(np.mean(predictions.argmax(-1) == y_test))
-        out.append({"epoch": epoch + 1, "t": time.time(), "test_accuracy": accuracy,
-                    "loop_seconds": clock.end - clock.start,
-                    "images": len(x_train) - int(len(x_train) * 0.1)})
-    return {"epochs": out, "final_accuracy": out[-1]["test_accuracy"], "final_t": time.time(),
-            "config": {"epochs": total, "of": 15}}
+        out.append(
+            {
+                "epoch": epoch + 1,
+                "t": time.time(),
+                "test_accuracy": accuracy,
+                "loop_seconds": clock.end - clock.start,
+                "images": len(x_train) - int(len(x_train) * 0.1),
+            }
+        )
+    return {
+        "epochs": out,
+        "final_accuracy": out[-1]["test_accuracy"],
+        "final_t": time.time(),
+        "config": {"epochs": total, "of": 15},
+    }
 
 
 def _trial_pytorch(seed: int, epochs: int, train_size: int | None) -> dict:
@@ -160,7 +197,9 @@ def _trial_pytorch(seed: int, epochs: int, train_size: int | None) -> dict:
 
     def tensors(x, y):
         # transforms.ToTensor() then Normalize((0.1307,), (0.3081,)), done once for all images.
-        x = (torch.from_numpy(x.astype(np.float32) / 255).unsqueeze(1) - 0.1307) / 0.3081
+        x = (
+            torch.from_numpy(x.astype(np.float32) / 255).unsqueeze(1) - 0.1307
+        ) / 0.3081
         return TensorDataset(x, torch.from_numpy(y.astype(np.int64)))
 
     # The example shuffles only when an accelerator is used; on the CPU its loader keeps file order.
@@ -186,10 +225,21 @@ def _trial_pytorch(seed: int, epochs: int, train_size: int | None) -> dict:
             for data, target in test_loader:
                 correct += int((model(data).argmax(1) == target).sum())
         scheduler.step()
-        out.append({"epoch": epoch, "t": time.time(), "test_accuracy": correct / len(x_test),
-                    "loop_seconds": loop, "images": len(x_train)})
-    return {"epochs": out, "final_accuracy": out[-1]["test_accuracy"], "final_t": time.time(),
-            "config": {"epochs": total, "of": 14, "torch_threads": torch.get_num_threads()}}
+        out.append(
+            {
+                "epoch": epoch,
+                "t": time.time(),
+                "test_accuracy": correct / len(x_test),
+                "loop_seconds": loop,
+                "images": len(x_train),
+            }
+        )
+    return {
+        "epochs": out,
+        "final_accuracy": out[-1]["test_accuracy"],
+        "final_t": time.time(),
+        "config": {"epochs": total, "of": 14, "torch_threads": torch.get_num_threads()},
+    }
 
 
 def _throughput_ours(steps: int) -> dict:
@@ -207,8 +257,12 @@ def _throughput_ours(steps: int) -> dict:
     model = CNN(config, rngs=nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, make_optimizer(config, steps + 20), wrt=nnx.Param)
     model.train()
-    step = nnx.jit_partial(train_step, model, optimizer, static_argnums=(5,), graph=False)
-    batches = np.random.default_rng(0).integers(0, len(x_train), (steps + 20, config.batch_size))
+    step = nnx.jit_partial(
+        train_step, model, optimizer, static_argnums=(5,), graph=False
+    )
+    batches = np.random.default_rng(0).integers(
+        0, len(x_train), (steps + 20, config.batch_size)
+    )
     for i in range(20):
         loss, _ = step(x_dev, y_dev, batches[i], 0.0)
     loss.block_until_ready()
@@ -216,7 +270,9 @@ def _throughput_ours(steps: int) -> dict:
     for i in range(20, steps + 20):
         loss, _ = step(x_dev, y_dev, batches[i], 0.0)
     loss.block_until_ready()
-    return {"images_per_second": steps * config.batch_size / (time.perf_counter() - start)}
+    return {
+        "images_per_second": steps * config.batch_size / (time.perf_counter() - start)
+    }
 
 
 def _throughput_torch(steps: int) -> dict:
@@ -231,14 +287,26 @@ def _throughput_torch(steps: int) -> dict:
     config = PRESETS["default"]
     (c1, c2), (d1,), k = config.conv_channels, config.dense, config.kernel_size
     model = nn.Sequential(
-        nn.Conv2d(1, c1, k, padding=k // 2), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Conv2d(c1, c2, k, padding=k // 2), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(7 * 7 * c2, d1), nn.ReLU(), nn.Linear(d1, 10))
+        nn.Conv2d(1, c1, k, padding=k // 2),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(c1, c2, k, padding=k // 2),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(7 * 7 * c2, d1),
+        nn.ReLU(),
+        nn.Linear(d1, 10),
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     (x_train, y_train), _ = load_data()
-    x = (torch.from_numpy(x_train.astype(np.float32) / 255).unsqueeze(1) - 0.1307) / 0.3081
+    x = (
+        torch.from_numpy(x_train.astype(np.float32) / 255).unsqueeze(1) - 0.1307
+    ) / 0.3081
     y = torch.from_numpy(y_train.astype(np.int64))
-    batches = torch.from_numpy(np.random.default_rng(0).integers(0, len(x), (steps + 20, config.batch_size)))
+    batches = torch.from_numpy(
+        np.random.default_rng(0).integers(0, len(x), (steps + 20, config.batch_size))
+    )
     model.train()
 
     def one(i):
@@ -253,8 +321,10 @@ def _throughput_torch(steps: int) -> dict:
     start = time.perf_counter()
     for i in range(20, steps + 20):
         one(i)
-    return {"images_per_second": steps * config.batch_size / (time.perf_counter() - start),
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "images_per_second": steps * config.batch_size / (time.perf_counter() - start),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def _child(args) -> None:
@@ -276,17 +346,28 @@ def _child(args) -> None:
 
 # ----------------------------------------------------------------------------- driver (parent)
 
+
 def _spawn(trial: str, result_dir: Path, *options: str) -> dict | None:
     """Run one trial in a fresh interpreter; time is measured from just before it is started."""
     out = result_dir / f"{trial}-{time.monotonic_ns()}.json"
-    command = [sys.executable, str(Path(__file__).resolve()), "--trial", trial, "--result", str(out),
-               *options]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--trial",
+        trial,
+        "--result",
+        str(out),
+        *options,
+    ]
     env = dict(os.environ, KERAS_BACKEND="jax")
     start = time.time()
     proc = subprocess.run(command, env=env, capture_output=True, text=True)
     end = time.time()
     if proc.returncode != 0 or not out.exists():
-        print(f"  {trial} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}", file=sys.stderr)
+        print(
+            f"  {trial} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}",
+            file=sys.stderr,
+        )
         return None
     result = json.loads(out.read_text())
     result["start"], result["wall"] = start, end - start
@@ -318,15 +399,20 @@ def _summarise(name: str, runs: list[dict]) -> dict:
                 # Validation-split preset: only the final model is scored on the test set.
                 hit = run["final_t"] if run["final_accuracy"] >= threshold else None
             else:
-                hit = next((e["t"] for e in epochs if e["test_accuracy"] >= threshold), None)
+                hit = next(
+                    (e["t"] for e in epochs if e["test_accuracy"] >= threshold), None
+                )
             if hit is not None:
                 times.append(hit - run["start"])
         row[threshold] = (_median(times), len(times))
     row["final"] = _median([r["final_accuracy"] for r in runs])
     row["final_min"] = min(r["final_accuracy"] for r in runs)
     # Steady-state throughput: epochs after the first, whose time includes compilation.
-    rates = [e["images"] / e["loop_seconds"] for r in runs
-             for e in (r["epochs"][1:] or r["epochs"])]
+    rates = [
+        e["images"] / e["loop_seconds"]
+        for r in runs
+        for e in (r["epochs"][1:] or r["epochs"])
+    ]
     row["images_per_second"] = _median(rates)
     row["epochs"] = len(runs[0]["epochs"])
     row["rss"] = _median([r["peak_rss_mb"] for r in runs])
@@ -338,47 +424,80 @@ def _machine() -> list[str]:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+            cpu = next(
+                (
+                    line.split(":", 1)[1].strip()
+                    for line in f
+                    if line.startswith("model name")
+                ),
+                cpu,
+            )
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = (
+        len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count()
+    )
     versions = [f"Python {platform.python_version()}"]
-    os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 would otherwise import TensorFlow
+    os.environ.setdefault(
+        "KERAS_BACKEND", "jax"
+    )  # Keras 3 would otherwise import TensorFlow
     for module in ("jax", "flax", "optax", "torch", "keras"):
         try:
             versions.append(f"{module} {__import__(module).__version__}")
         except ImportError:
             versions.append(f"{module} not installed")
-    return [f"- CPU: {cpu}, {cores} cores usable ({os.cpu_count()} logical)",
-            f"- {platform.system()} {platform.release()}; " + ", ".join(versions)]
+    return [
+        f"- CPU: {cpu}, {cores} cores usable ({os.cpu_count()} logical)",
+        f"- {platform.system()} {platform.release()}; " + ", ".join(versions),
+    ]
 
 
 def _table(rows: list[dict], throughput: dict, args, load: tuple, started: str) -> str:
-    lines = [f"# MNIST benchmark ({started})", "", *_machine(),
-             f"- load average (1 min) at start {load[0]:.2f}, at end {load[1]:.2f} "
-             "(timings are only comparable on an otherwise idle machine)",
-             f"- {args.repeats} repeat(s), recipes interleaved; medians over repeats"
-             + ("; --quick smoke run (epochs capped, peers on a subset)" if args.quick else ""),
-             "",
-             "| recipe | epochs | time to 98% (s) | time to 99% (s) | time to 99.5% (s) | "
-             "final test acc (median / min) | train img/s | peak RSS (MB) | process wall (s) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# MNIST benchmark ({started})",
+        "",
+        *_machine(),
+        f"- load average (1 min) at start {load[0]:.2f}, at end {load[1]:.2f} "
+        "(timings are only comparable on an otherwise idle machine)",
+        f"- {args.repeats} repeat(s), recipes interleaved; medians over repeats"
+        + (
+            "; --quick smoke run (epochs capped, peers on a subset)"
+            if args.quick
+            else ""
+        ),
+        "",
+        "| recipe | epochs | time to 98% (s) | time to 99% (s) | time to 99.5% (s) | "
+        "final test acc (median / min) | train img/s | peak RSS (MB) | process wall (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
         cells = []
         for threshold in THRESHOLDS:
             median, hits = row[threshold]
             note = "" if hits == row["runs"] else f" ({hits}/{row['runs']} runs)"
             cells.append("not reached" if median is None else f"{median:.1f}{note}")
-        lines.append(f"| {row['recipe']} | {row['epochs']} | " + " | ".join(cells)
-                     + f" | {row['final'] * 100:.2f}% / {row['final_min'] * 100:.2f}% | "
-                     f"{_fmt(row['images_per_second'], ',.0f')} | {_fmt(row['rss'], '.0f')} | "
-                     f"{_fmt(row['wall'])} |")
+        lines.append(
+            f"| {row['recipe']} | {row['epochs']} | "
+            + " | ".join(cells)
+            + f" | {row['final'] * 100:.2f}% / {row['final_min'] * 100:.2f}% | "
+            f"{_fmt(row['images_per_second'], ',.0f')} | {_fmt(row['rss'], '.0f')} | "
+            f"{_fmt(row['wall'])} |"
+        )
     if throughput:
-        lines += ["", f"Same architecture (our default: conv {PRESET_DESC}), batch 64, Adam, "
-                  f"{args.steps} steps after 20 warm-up steps, data already in memory:", "",
-                  "| training step | img/s (median) | runs |", "|---|---:|---:|"]
+        lines += [
+            "",
+            f"Same architecture (our default: conv {PRESET_DESC}), batch 64, Adam, "
+            f"{args.steps} steps after 20 warm-up steps, data already in memory:",
+            "",
+            "| training step | img/s (median) | runs |",
+            "|---|---:|---:|",
+        ]
         for name, values in throughput.items():
-            lines.append(f"| {name} | {_fmt(_median(values), ',.0f')} | {len(values)} |")
+            lines.append(
+                f"| {name} | {_fmt(_median(values), ',.0f')} | {len(values)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -388,17 +507,45 @@ PRESET_DESC = "16/32 3x3, avg pool, dense 128"
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments; either run one trial (child) or the whole interleaved benchmark."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: 1 repeat, peers and best preset capped at 1 epoch, peers on 12,000 images")
-    p.add_argument("--repeats", type=int, default=3, help="runs of each recipe (default 3)")
-    p.add_argument("--recipes", default=",".join(RECIPES),
-                   help="comma-separated subset of " + ", ".join(RECIPES))
-    p.add_argument("--peer-epochs", type=int, default=3,
-                   help="cap on the peers' epochs; 0 runs their full recipes (15 and 14)")
-    p.add_argument("--best-epochs", type=int, default=0, help="cap on the best preset's epochs (0: none)")
-    p.add_argument("--steps", type=int, default=300, help="timed steps of the throughput comparison")
-    p.add_argument("--no-throughput", action="store_true", help="skip the same-architecture comparison")
-    p.add_argument("--out", help="Markdown file to write (default benchmarks/results/<date>.md)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 repeat, peers and best preset capped at 1 epoch, peers on 12,000 images",
+    )
+    p.add_argument(
+        "--repeats", type=int, default=3, help="runs of each recipe (default 3)"
+    )
+    p.add_argument(
+        "--recipes",
+        default=",".join(RECIPES),
+        help="comma-separated subset of " + ", ".join(RECIPES),
+    )
+    p.add_argument(
+        "--peer-epochs",
+        type=int,
+        default=3,
+        help="cap on the peers' epochs; 0 runs their full recipes (15 and 14)",
+    )
+    p.add_argument(
+        "--best-epochs",
+        type=int,
+        default=0,
+        help="cap on the best preset's epochs (0: none)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=300,
+        help="timed steps of the throughput comparison",
+    )
+    p.add_argument(
+        "--no-throughput",
+        action="store_true",
+        help="skip the same-architecture comparison",
+    )
+    p.add_argument(
+        "--out", help="Markdown file to write (default benchmarks/results/<date>.md)"
+    )
     # Internal: one trial in this (child) process.
     p.add_argument("--trial", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
@@ -422,11 +569,17 @@ def main(argv: list[str] | None = None) -> int:
     needs = {"keras": "keras", "pytorch": "torch"}
     for recipe in list(recipes):
         if recipe in needs and not _available(needs[recipe]):
-            print(f"skipping {recipe}: {needs[recipe]} is not installed "
-                  "(pip install -r benchmarks/requirements-peers.txt)", file=sys.stderr)
+            print(
+                f"skipping {recipe}: {needs[recipe]} is not installed "
+                "(pip install -r benchmarks/requirements-peers.txt)",
+                file=sys.stderr,
+            )
             recipes.remove(recipe)
     if not os.environ.get("MNIST_CNN_DATA"):
-        print("note: MNIST_CNN_DATA is not set; the package looks in the user cache", file=sys.stderr)
+        print(
+            "note: MNIST_CNN_DATA is not set; the package looks in the user cache",
+            file=sys.stderr,
+        )
 
     started = time.strftime("%Y-%m-%d %H:%M")
     load_start = os.getloadavg()[0]
@@ -436,7 +589,11 @@ def main(argv: list[str] | None = None) -> int:
         result_dir = Path(tmp)
         for rep in range(args.repeats):
             # Rotate the order so no recipe always runs first (cold disk cache) or last.
-            order = recipes[rep % len(recipes):] + recipes[:rep % len(recipes)] if recipes else []
+            order = (
+                recipes[rep % len(recipes) :] + recipes[: rep % len(recipes)]
+                if recipes
+                else []
+            )
             for recipe in order:
                 options = ["--seed", str(rep)]
                 if recipe in ("keras", "pytorch"):
@@ -445,26 +602,43 @@ def main(argv: list[str] | None = None) -> int:
                         options += ["--train-size", "12000"]
                 elif recipe == "ours-best":
                     options += ["--epochs", str(args.best_epochs)]
-                print(f"repeat {rep + 1}/{args.repeats}: {recipe} ...", file=sys.stderr, flush=True)
+                print(
+                    f"repeat {rep + 1}/{args.repeats}: {recipe} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 result = _spawn(recipe, result_dir, *options)
                 if result is not None:
                     runs[recipe].append(result)
                     best = max((e["test_accuracy"] or 0) for e in result["epochs"])
-                    print(f"  final test accuracy {result['final_accuracy']:.4f} (best epoch {best:.4f}), "
-                          f"{result['wall']:.1f} s", file=sys.stderr, flush=True)
+                    print(
+                        f"  final test accuracy {result['final_accuracy']:.4f} (best epoch {best:.4f}), "
+                        f"{result['wall']:.1f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             if not args.no_throughput:
                 pairs = [("ours (JAX/Flax)", "throughput-ours")]
                 if _available("torch"):
                     pairs.append(("PyTorch CPU", "throughput-torch"))
-                for name, trial in (pairs if rep % 2 == 0 else pairs[::-1]):
+                for name, trial in pairs if rep % 2 == 0 else pairs[::-1]:
                     result = _spawn(trial, result_dir, "--steps", str(args.steps))
                     if result is not None:
-                        label = name if "torch_threads" not in result else \
-                            f"{name}, {result['torch_threads']} threads"
-                        throughput.setdefault(label, []).append(result["images_per_second"])
+                        label = (
+                            name
+                            if "torch_threads" not in result
+                            else f"{name}, {result['torch_threads']} threads"
+                        )
+                        throughput.setdefault(label, []).append(
+                            result["images_per_second"]
+                        )
     rows = [_summarise(r, runs[r]) for r in recipes if runs[r]]
     text = _table(rows, throughput, args, (load_start, os.getloadavg()[0]), started)
-    out = Path(args.out) if args.out else HERE / "results" / f"{time.strftime('%Y-%m-%d-%H%M')}.md"
+    out = (
+        Path(args.out)
+        if args.out
+        else HERE / "results" / f"{time.strftime('%Y-%m-%d-%H%M')}.md"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(text)

@@ -11,8 +11,18 @@ from .train import History, evaluate, fit
 
 # Teaching modules the chapters use, imported on first access (`mnist_cnn.viz`, ...): they pull
 # in matplotlib and scipy, which the command line's start-up time should not pay for.
-_SUBMODULES = ("checks", "explore", "export", "inspect", "interpret", "kernels", "ops",
-               "plots_layers", "preprocessing", "viz")
+_SUBMODULES = (
+    "checks",
+    "explore",
+    "export",
+    "inspect",
+    "interpret",
+    "kernels",
+    "ops",
+    "plots_layers",
+    "preprocessing",
+    "viz",
+)
 
 
 def __getattr__(name: str):
@@ -22,9 +32,24 @@ def __getattr__(name: str):
         return importlib.import_module(".export", __name__).export_web
     raise AttributeError(f"module 'mnist_cnn' has no attribute {name!r}")
 
+
 __all__ = [
-    "CNN", "Config", "History", "MNISTNotFoundError", "PRESETS", "evaluate", "export_web", "fit",
+    "CNN",
+    "PRESETS",
+    "Config",
+    "History",
+    "MNISTNotFoundError",
+    "evaluate",
+    "export_web",
+    "fit",
     "layer_shapes",
-    "load", "load_data", "param_counts", "predict", "pretrained", "preprocess_image", "save", "summary",
+    "load",
+    "load_data",
+    "param_counts",
+    "predict",
+    "preprocess_image",
+    "pretrained",
+    "save",
+    "summary",
 ]
 __version__ = "0.1.0"

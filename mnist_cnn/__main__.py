@@ -11,14 +11,24 @@ import time
 def _parser() -> argparse.ArgumentParser:
     from .config import PRESETS
 
-    p = argparse.ArgumentParser(prog="python -m mnist_cnn",
-                                description="Train, evaluate and use a small CNN on MNIST.")
-    p.add_argument("--data", metavar="DIR", help="folder with the MNIST files (default: "
-                   "$MNIST_CNN_DATA, then the user cache, then download)")
+    p = argparse.ArgumentParser(
+        prog="python -m mnist_cnn",
+        description="Train, evaluate and use a small CNN on MNIST.",
+    )
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="folder with the MNIST files (default: "
+        "$MNIST_CNN_DATA, then the user cache, then download)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a model and report its test accuracy")
-    t.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="a named configuration (default: %(default)s)")
+    t.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="a named configuration (default: %(default)s)",
+    )
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--learning-rate", type=float)
@@ -29,13 +39,20 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     e = sub.add_parser("evaluate", help="test accuracy of a saved model")
     e.add_argument("checkpoint")
-    r = sub.add_parser("predict", help="classify image files (PNG/JPEG) with a saved model")
+    r = sub.add_parser(
+        "predict", help="classify image files (PNG/JPEG) with a saved model"
+    )
     r.add_argument("checkpoint")
     r.add_argument("images", nargs="+")
-    w = sub.add_parser("export-web", help="write a saved model as the JavaScript file the "
-                       "book's draw-a-digit page loads")
+    w = sub.add_parser(
+        "export-web",
+        help="write a saved model as the JavaScript file the "
+        "book's draw-a-digit page loads",
+    )
     w.add_argument("checkpoint")
-    w.add_argument("out", help="the .js file to write (e.g. chapters/_static/mnist_cnn_model.js)")
+    w.add_argument(
+        "out", help="the .js file to write (e.g. chapters/_static/mnist_cnn_model.js)"
+    )
     return p
 
 
@@ -43,21 +60,37 @@ def _train(args) -> None:
     from . import PRESETS, evaluate, fit, load_data, save
 
     start = time.perf_counter()
-    overrides = {k: v for k, v in {
-        "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "seed": args.seed, "activation": args.activation, "pool": args.pool}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "seed": args.seed,
+            "activation": args.activation,
+            "pool": args.pool,
+        }.items()
+        if v is not None
+    }
     config = dataclasses.replace(PRESETS[args.preset], **overrides)
     data = load_data(args.data)
     model, history = fit(config, data, progress=not args.quiet)
     for i, epoch in enumerate(history.epoch):
-        print(f"epoch {epoch}: loss {history.loss[i]:.4f}  train acc {history.train_accuracy[i]:.4f}  "
-              f"{history.evaluated_on} acc {history.test_accuracy[i]:.4f}  ({history.seconds[i]:.1f} s)")
+        print(
+            f"epoch {epoch}: loss {history.loss[i]:.4f}  train acc {history.train_accuracy[i]:.4f}  "
+            f"{history.evaluated_on} acc {history.test_accuracy[i]:.4f}  ({history.seconds[i]:.1f} s)"
+        )
     # Without a validation split, the last epoch was already scored on the test set.
-    test_accuracy = (history.test_accuracy[-1] if history.evaluated_on == "test"
-                     else evaluate(model, *data[1]))
+    test_accuracy = (
+        history.test_accuracy[-1]
+        if history.evaluated_on == "test"
+        else evaluate(model, *data[1])
+    )
     print(f"test accuracy: {test_accuracy:.4f}")
-    print(f"trained in {history.seconds[-1]:.1f} s; {time.perf_counter() - start:.1f} s in all "
-          "(data loading and compilation included)")
+    print(
+        f"trained in {history.seconds[-1]:.1f} s; {time.perf_counter() - start:.1f} s in all "
+        "(data loading and compilation included)"
+    )
     if args.out:
         print(f"saved to {save(model, args.out)}")
 
@@ -91,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; errors print one readable line and return a non-zero status."""
     args = _parser().parse_args(argv)
     try:
-        {"train": _train, "evaluate": _evaluate, "predict": _predict,
-         "export-web": _export_web}[args.command](args)
+        {
+            "train": _train,
+            "evaluate": _evaluate,
+            "predict": _predict,
+            "export-web": _export_web,
+        }[args.command](args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

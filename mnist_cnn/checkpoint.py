@@ -26,7 +26,9 @@ def _flat_state(model: CNN) -> dict[str, np.ndarray]:
     state = nnx.state(model, _SAVED)
     flat = {}
     for path, value in nnx.to_flat_state(state):
-        flat["/".join(str(p) for p in path)] = np.asarray(value.get_value() if isinstance(value, nnx.Variable) else value)
+        flat["/".join(str(p) for p in path)] = np.asarray(
+            value.get_value() if isinstance(value, nnx.Variable) else value
+        )
     return flat
 
 
@@ -34,7 +36,9 @@ def save(model: CNN, path: str | os.PathLike) -> Path:
     """Write the model's weights and config to `path` (a .npz file) via a temporary file and rename."""
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; give a file name such as model.npz")
+        raise IsADirectoryError(
+            f"{path} is a directory; give a file name such as model.npz"
+        )
     arrays = {f"state/{k}": v for k, v in _flat_state(model).items()}
     arrays["format"] = np.frombuffer(FORMAT.encode(), np.uint8)
     arrays["config"] = np.frombuffer(model.config.to_json().encode(), np.uint8)
@@ -47,42 +51,64 @@ def load(path: str | os.PathLike) -> CNN:
     """Rebuild a model saved by `save`; a corrupt or incompatible file gets a clear ValueError."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train one with `python -m mnist_cnn train --out {path}`")
+        raise FileNotFoundError(
+            f"no checkpoint at {path}; train one with `python -m mnist_cnn train --out {path}`"
+        )
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is not an mnist_cnn checkpoint (not a .npz archive; truncated or "
-                         "another kind of file?)")
+        raise ValueError(
+            f"{path} is not an mnist_cnn checkpoint (not a .npz archive; truncated or "
+            "another kind of file?)"
+        )
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ValueError(f"{path} is not a readable mnist_cnn checkpoint ({err})") from None
-    if "format" not in arrays or arrays["format"].tobytes().decode(errors="replace") != FORMAT:
-        raise ValueError(f"{path} is not an mnist_cnn checkpoint (expected format {FORMAT})")
+        raise ValueError(
+            f"{path} is not a readable mnist_cnn checkpoint ({err})"
+        ) from None
+    if (
+        "format" not in arrays
+        or arrays["format"].tobytes().decode(errors="replace") != FORMAT
+    ):
+        raise ValueError(
+            f"{path} is not an mnist_cnn checkpoint (expected format {FORMAT})"
+        )
     try:
         config = Config.from_json(arrays["config"].tobytes().decode())
     except (KeyError, ValueError, TypeError) as err:
         raise ValueError(f"{path}: its stored config cannot be used ({err})") from None
     model = CNN(config, rngs=nnx.Rngs(0))
     expected = _flat_state(model)
-    stored = {k.removeprefix("state/"): v for k, v in arrays.items() if k.startswith("state/")}
+    stored = {
+        k.removeprefix("state/"): v for k, v in arrays.items() if k.startswith("state/")
+    }
     if set(stored) != set(expected):
         raise ValueError(
             f"{path}: its weights do not fit the model its config describes "
-            f"(missing {sorted(set(expected) - set(stored))[:3]}, unexpected {sorted(set(stored) - set(expected))[:3]})")
+            f"(missing {sorted(set(expected) - set(stored))[:3]}, unexpected {sorted(set(stored) - set(expected))[:3]})"
+        )
     for key, value in expected.items():
         if stored[key].shape != value.shape:
-            raise ValueError(f"{path}: weight {key} has shape {stored[key].shape}, "
-                             f"the config needs {value.shape}; the file is incompatible")
+            raise ValueError(
+                f"{path}: weight {key} has shape {stored[key].shape}, "
+                f"the config needs {value.shape}; the file is incompatible"
+            )
     state = nnx.state(model, _SAVED)
     flat = nnx.to_flat_state(state)
     for p, var in flat:
-        var.set_value(jnp.asarray(stored["/".join(str(x) for x in p)], dtype=var.get_value().dtype))
+        var.set_value(
+            jnp.asarray(
+                stored["/".join(str(x) for x in p)], dtype=var.get_value().dtype
+            )
+        )
     nnx.update(model, nnx.from_flat_state(flat))
     model.eval()
     return model
 
 
-def pretrained(config: Config | None = None, data: tuple | None = None, progress: bool = False) -> CNN:
+def pretrained(
+    config: Config | None = None, data: tuple | None = None, progress: bool = False
+) -> CNN:
     """The model `fit(config)` trains, cached in the user cache so it is trained only once.
 
     Training is deterministic for a given seed, so a cached model equals a freshly trained one
@@ -90,20 +116,23 @@ def pretrained(config: Config | None = None, data: tuple | None = None, progress
     """
     import hashlib
 
-    from .data import cache_dir
     from flax import __version__ as flax_version
 
+    from .data import cache_dir
     from .train import fit
 
     config = config or Config()
-    key = hashlib.sha256(f"{config.to_json()} jax={jax.__version__} flax={flax_version}"
-                         .encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{config.to_json()} jax={jax.__version__} flax={flax_version}".encode()
+    ).hexdigest()[:16]
     path = cache_dir().parent / "models" / f"{key}.npz"
     if path.is_file():
         try:
             return load(path)
         except ValueError:
-            path.unlink(missing_ok=True)  # a damaged cache entry is retrained, not trusted
+            path.unlink(
+                missing_ok=True
+            )  # a damaged cache entry is retrained, not trusted
     model, _ = fit(config, data, progress=progress)
     save(model, path)
     return model

@@ -48,25 +48,34 @@ class MNISTNotFoundError(FileNotFoundError):
 
 def cache_dir() -> Path:
     """The user cache directory for MNIST (respects XDG_CACHE_HOME)."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
     return Path(root) / "mnist_cnn" / "mnist"
 
 
-def parse_idx(data: bytes, name: str = "<bytes>", ndim: int | None = None) -> np.ndarray:
+def parse_idx(
+    data: bytes, name: str = "<bytes>", ndim: int | None = None
+) -> np.ndarray:
     """Parse the bytes of one uncompressed IDX file of unsigned bytes, checking every header field."""
     if len(data) < 4:
-        raise ValueError(f"{name}: {len(data)} bytes is too short for an IDX header (need at least 4)")
+        raise ValueError(
+            f"{name}: {len(data)} bytes is too short for an IDX header (need at least 4)"
+        )
     zero, dtype, dims = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype != _UBYTE:
         raise ValueError(
             f"{name}: bad magic number 0x{data[:4].hex()}; an IDX file of unsigned bytes starts "
-            "with 0x000008 followed by its number of dimensions (is this really an MNIST file?)")
+            "with 0x000008 followed by its number of dimensions (is this really an MNIST file?)"
+        )
     if dims == 0 or (ndim is not None and dims != ndim):
         expected = f"{ndim}" if ndim is not None else "at least 1"
         raise ValueError(f"{name}: header says {dims} dimensions, expected {expected}")
     header = 4 + 4 * dims
     if len(data) < header:
-        raise ValueError(f"{name}: truncated header ({len(data)} bytes, the header needs {header})")
+        raise ValueError(
+            f"{name}: truncated header ({len(data)} bytes, the header needs {header})"
+        )
     shape = struct.unpack(f">{dims}I", data[4:header])
     # Check the size the header promises against what is there *before* allocating anything.
     expected = 1
@@ -77,12 +86,15 @@ def parse_idx(data: bytes, name: str = "<bytes>", ndim: int | None = None) -> np
     for n in shape:
         extent *= max(n, 1)
     if extent > _MAX_BYTES:
-        raise ValueError(f"{name}: header promises an implausible shape {shape}; the file is "
-                         "corrupt or not an MNIST file")
+        raise ValueError(
+            f"{name}: header promises an implausible shape {shape}; the file is "
+            "corrupt or not an MNIST file"
+        )
     if len(data) - header != expected:
         raise ValueError(
             f"{name}: header promises shape {shape} = {expected} bytes of data but the file holds "
-            f"{len(data) - header}; the file is truncated or corrupt: delete it and fetch it again")
+            f"{len(data) - header}; the file is truncated or corrupt: delete it and fetch it again"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -94,11 +106,17 @@ def _decompress(raw: bytes, name: str) -> bytes:
     try:
         out = decoder.decompress(raw, _MAX_BYTES + 1)
     except zlib.error as err:
-        raise ValueError(f"{name}: not a valid gzip file ({err}); delete it and fetch it again") from None
+        raise ValueError(
+            f"{name}: not a valid gzip file ({err}); delete it and fetch it again"
+        ) from None
     if len(out) > _MAX_BYTES:
-        raise ValueError(f"{name}: decompresses to more than {_MAX_BYTES} bytes; not an MNIST file")
+        raise ValueError(
+            f"{name}: decompresses to more than {_MAX_BYTES} bytes; not an MNIST file"
+        )
     if not decoder.eof:
-        raise ValueError(f"{name}: the gzip stream is truncated; delete it and fetch it again")
+        raise ValueError(
+            f"{name}: the gzip stream is truncated; delete it and fetch it again"
+        )
     return out
 
 
@@ -116,7 +134,8 @@ def _read_verified(path: Path, stem: str) -> bytes:
     if digest != SHA256[stem]:
         raise ValueError(
             f"{path}: SHA-256 of the decompressed data is {digest}, expected {SHA256[stem]}; "
-            "the file is corrupt or not the original MNIST file: delete it and fetch it again")
+            "the file is corrupt or not the original MNIST file: delete it and fetch it again"
+        )
     return data
 
 
@@ -125,14 +144,24 @@ def _load_folder(folder: Path) -> tuple[Split, Split]:
     missing = [stem for stem, p in paths.items() if p is None]
     if missing:
         raise MNISTNotFoundError(
-            f"{folder} does not hold {', '.join(missing)} (as .gz or uncompressed IDX)")
-    arrays = {stem: parse_idx(_read_verified(p, stem), str(p), ndim=3 if "images" in stem else 1)
-              for stem, p in paths.items()}
+            f"{folder} does not hold {', '.join(missing)} (as .gz or uncompressed IDX)"
+        )
+    arrays = {
+        stem: parse_idx(
+            _read_verified(p, stem), str(p), ndim=3 if "images" in stem else 1
+        )
+        for stem, p in paths.items()
+    }
     splits = []
     for prefix in ("train", "t10k"):
-        x, y = arrays[f"{prefix}-images-idx3-ubyte"], arrays[f"{prefix}-labels-idx1-ubyte"]
+        x, y = (
+            arrays[f"{prefix}-images-idx3-ubyte"],
+            arrays[f"{prefix}-labels-idx1-ubyte"],
+        )
         if len(x) != len(y):
-            raise ValueError(f"{folder}: {prefix} has {len(x)} images but {len(y)} labels")
+            raise ValueError(
+                f"{folder}: {prefix} has {len(x)} images but {len(y)} labels"
+            )
         splits.append((x, y))
     return splits[0], splits[1]
 
@@ -143,9 +172,14 @@ def _fetch(url: str, dest: Path, timeout: float) -> None:
 
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(url, timeout=timeout) as response,
+        ):
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, leave=False) as bar:
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=dest.name, leave=False
+            ) as bar:
                 received = 0
                 while chunk := response.read(1 << 16):
                     out.write(chunk)
@@ -154,15 +188,20 @@ def _fetch(url: str, dest: Path, timeout: float) -> None:
             if total is not None and received != total:
                 raise OSError(f"transfer cut short: {received} of {total} bytes")
         stem = dest.name.removesuffix(".gz")
-        _read_verified(Path(tmp), stem)  # raises on a bad file; the finally clause removes it
+        _read_verified(
+            Path(tmp), stem
+        )  # raises on a bad file; the finally clause removes it
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def download(folder: str | os.PathLike | None = None, mirrors: tuple[str, ...] = MIRRORS,
-             timeout: float = 30.0) -> Path:
+def download(
+    folder: str | os.PathLike | None = None,
+    mirrors: tuple[str, ...] = MIRRORS,
+    timeout: float = 30.0,
+) -> Path:
     """Download the four MNIST files into `folder` (default: the cache), trying each mirror in turn."""
     folder = Path(folder) if folder is not None else cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -179,14 +218,20 @@ def download(folder: str | os.PathLike | None = None, mirrors: tuple[str, ...] =
                 failures.append(f"  {url}: {err}")
         else:
             raise MNISTNotFoundError(
-                f"could not download {stem}.gz from any mirror:\n" + "\n".join(failures)
+                f"could not download {stem}.gz from any mirror:\n"
+                + "\n".join(failures)
                 + f"\nTo work offline, copy the four MNIST files into {folder} or set {ENV_VAR} "
-                "to a folder that holds them.")
+                "to a folder that holds them."
+            )
     return folder
 
 
-def load_data(path: str | os.PathLike | None = None, *, mirrors: tuple[str, ...] = MIRRORS,
-              timeout: float = 30.0) -> tuple[Split, Split]:
+def load_data(
+    path: str | os.PathLike | None = None,
+    *,
+    mirrors: tuple[str, ...] = MIRRORS,
+    timeout: float = 30.0,
+) -> tuple[Split, Split]:
     """Return ``(x_train, y_train), (x_test, y_test)`` like ``tf.keras.datasets.mnist.load_data()``.
 
     Looks in `path`, then in ``$MNIST_CNN_DATA``, then in the user cache; downloads into the
@@ -199,7 +244,9 @@ def load_data(path: str | os.PathLike | None = None, *, mirrors: tuple[str, ...]
         try:
             return _load_folder(folder)
         except MNISTNotFoundError as err:
-            raise MNISTNotFoundError(f"{ENV_VAR} is set, but {err}; fix or unset {ENV_VAR}") from None
+            raise MNISTNotFoundError(
+                f"{ENV_VAR} is set, but {err}; fix or unset {ENV_VAR}"
+            ) from None
     cache = cache_dir()
     if all(_find(cache, stem) for stem in FILES):
         return _load_folder(cache)
@@ -208,4 +255,5 @@ def load_data(path: str | os.PathLike | None = None, *, mirrors: tuple[str, ...]
     except MNISTNotFoundError as err:
         raise MNISTNotFoundError(
             f"MNIST not found. Looked in: the path argument (none given), ${ENV_VAR} (unset), "
-            f"the cache {cache}; then tried to download:\n{err}") from None
+            f"the cache {cache}; then tried to download:\n{err}"
+        ) from None

@@ -27,16 +27,23 @@ FORMAT = "mnist_cnn-web-v1"
 PREFIX = "window.MNIST_CNN_MODEL = "
 SUFFIX = ";\n"
 # JAX's defaults for the activations the JavaScript reimplements (see model.ACTIVATION_FNS).
-ACTIVATION_PARAMS = {"leaky_relu": {"negative_slope": 0.01}, "gelu": {"approximate": True}}
+ACTIVATION_PARAMS = {
+    "leaky_relu": {"negative_slope": 0.01},
+    "gelu": {"approximate": True},
+}
 
 
 def _tensor(value) -> dict:
     """A weight array as {"shape": [...], "data": base64 of little-endian float16}."""
     array = np.asarray(value, dtype=np.float32)
     if not np.all(np.isfinite(array)):
-        raise ValueError("the model has NaN or infinite weights; train it again before exporting")
+        raise ValueError(
+            "the model has NaN or infinite weights; train it again before exporting"
+        )
     if np.abs(array).max(initial=0) > 65504:
-        raise ValueError("a weight is too large for float16 (|w| > 65504); this model cannot be exported")
+        raise ValueError(
+            "a weight is too large for float16 (|w| > 65504); this model cannot be exported"
+        )
     data = array.astype("<f2").tobytes()
     return {"shape": list(array.shape), "data": base64.b64encode(data).decode("ascii")}
 
@@ -56,26 +63,64 @@ def web_description(model: CNN) -> dict:
     side = 28
     for i, conv in enumerate(model.convs, start=1):
         kernel = conv.kernel.get_value()  # HWIO: (k, k, in, out)
-        layers.append({"type": "conv", "name": f"conv{i}", "padding": "same",
-                       "kernel": _tensor(kernel), "bias": _tensor(conv.bias.get_value())})
-        layers.append({"type": "activation", "name": f"act{i}", "function": config.activation})
+        layers.append(
+            {
+                "type": "conv",
+                "name": f"conv{i}",
+                "padding": "same",
+                "kernel": _tensor(kernel),
+                "bias": _tensor(conv.bias.get_value()),
+            }
+        )
+        layers.append(
+            {"type": "activation", "name": f"act{i}", "function": config.activation}
+        )
         # Pooling drops an odd last row and column (model.pool2x2 reshapes).
         side //= 2
-        layers.append({"type": "pool", "name": f"pool{i}", "kind": config.pool, "size": 2,
-                       "output": [side, side, int(kernel.shape[-1])]})
+        layers.append(
+            {
+                "type": "pool",
+                "name": f"pool{i}",
+                "kind": config.pool,
+                "size": 2,
+                "output": [side, side, int(kernel.shape[-1])],
+            }
+        )
     layers.append({"type": "flatten", "name": "flatten", "order": "HWC"})
     for i, dense in enumerate(model.dense, start=1):
-        layers.append({"type": "dense", "name": f"dense{i}", "kernel": _tensor(dense.kernel.get_value()),
-                       "bias": _tensor(dense.bias.get_value())})
-        layers.append({"type": "activation", "name": f"dense{i}_act", "function": config.activation})
-    layers.append({"type": "dense", "name": "logits", "kernel": _tensor(model.head.kernel.get_value()),
-                   "bias": _tensor(model.head.bias.get_value())})
+        layers.append(
+            {
+                "type": "dense",
+                "name": f"dense{i}",
+                "kernel": _tensor(dense.kernel.get_value()),
+                "bias": _tensor(dense.bias.get_value()),
+            }
+        )
+        layers.append(
+            {
+                "type": "activation",
+                "name": f"dense{i}_act",
+                "function": config.activation,
+            }
+        )
+    layers.append(
+        {
+            "type": "dense",
+            "name": "logits",
+            "kernel": _tensor(model.head.kernel.get_value()),
+            "bias": _tensor(model.head.bias.get_value()),
+        }
+    )
     layers.append({"type": "softmax", "name": "probabilities"})
     return {
         "format": FORMAT,
         "dtype": "float16",
         "config": json.loads(config.to_json()),
-        "input": {"shape": [28, 28, 1], "mean": float(model.mean.get_value()), "std": float(model.std.get_value())},
+        "input": {
+            "shape": [28, 28, 1],
+            "mean": float(model.mean.get_value()),
+            "std": float(model.std.get_value()),
+        },
         "activation_params": ACTIVATION_PARAMS.get(config.activation, {}),
         "layers": layers,
     }
@@ -85,9 +130,13 @@ def export_web(model: CNN, out_path: str | os.PathLike) -> Path:
     """Write `model` as a web file (`window.MNIST_CNN_MODEL = {...};`), via a temporary file and rename."""
     path = Path(out_path)
     if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; give a file name such as mnist_cnn_model.js")
+        raise IsADirectoryError(
+            f"{path} is a directory; give a file name such as mnist_cnn_model.js"
+        )
     if path.suffix != ".js":
-        raise ValueError(f"{path}: the web export is a JavaScript file; give a name ending in .js")
+        raise ValueError(
+            f"{path}: the web export is a JavaScript file; give a name ending in .js"
+        )
     text = PREFIX + json.dumps(web_description(model), separators=(",", ":")) + SUFFIX
     return atomic_write(path, text.encode("ascii"))
 
@@ -96,16 +145,22 @@ def load_web(path: str | os.PathLike) -> CNN:
     """Rebuild the CNN a web file describes (float16 weights widened to float32)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no web export at {path}; make one with `python -m mnist_cnn export-web`")
+        raise FileNotFoundError(
+            f"no web export at {path}; make one with `python -m mnist_cnn export-web`"
+        )
     text = path.read_text(encoding="ascii", errors="replace")
     if not (text.startswith(PREFIX) and text.endswith(SUFFIX)):
-        raise ValueError(f"{path} is not an mnist_cnn web export (expected '{PREFIX}{{...}};')")
+        raise ValueError(
+            f"{path} is not an mnist_cnn web export (expected '{PREFIX}{{...}};')"
+        )
     try:
-        spec = json.loads(text[len(PREFIX):-len(SUFFIX)])
+        spec = json.loads(text[len(PREFIX) : -len(SUFFIX)])
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: its JSON is damaged ({err})") from None
     if spec.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an mnist_cnn web export (expected format {FORMAT})")
+        raise ValueError(
+            f"{path} is not an mnist_cnn web export (expected format {FORMAT})"
+        )
     config = Config.from_json(json.dumps(spec["config"]))
     model = CNN(config, rngs=nnx.Rngs(0))
     weighted = {layer["name"]: layer for layer in spec["layers"] if "kernel" in layer}
@@ -113,14 +168,18 @@ def load_web(path: str | os.PathLike) -> CNN:
     modules += [(f"dense{i}", m) for i, m in enumerate(model.dense, start=1)]
     modules.append(("logits", model.head))
     if set(weighted) != {name for name, _ in modules}:
-        raise ValueError(f"{path}: its layers {sorted(weighted)} do not fit the config it stores")
+        raise ValueError(
+            f"{path}: its layers {sorted(weighted)} do not fit the config it stores"
+        )
     for name, module in modules:
         for attr in ("kernel", "bias"):
             value = _array(weighted[name][attr])
             target = getattr(module, attr)
             if value.shape != target.get_value().shape:
-                raise ValueError(f"{path}: {name}.{attr} has shape {value.shape}, "
-                                 f"the config needs {target.get_value().shape}")
+                raise ValueError(
+                    f"{path}: {name}.{attr} has shape {value.shape}, "
+                    f"the config needs {target.get_value().shape}"
+                )
             target.set_value(jnp.asarray(value))
     model.set_input_stats(spec["input"]["mean"], spec["input"]["std"])
     model.eval()

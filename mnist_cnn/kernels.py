@@ -36,15 +36,27 @@ def apply_kernel(image: ArrayLike, kernel: ArrayLike) -> np.ndarray:
     image = np.asarray(image, dtype=np.float32)
     kernel = np.asarray(kernel, dtype=np.float32)
     if image.ndim != 2:
-        raise ValueError(f"apply_kernel needs a grey image of shape (H, W), got shape {image.shape}; "
-                         "convert colour images with to_grey() first")
-    if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
-        raise ValueError(f"the kernel must be square with an odd side (3x3, 5x5, ...) so that it has a "
-                         f"centre pixel, got shape {kernel.shape}")
+        raise ValueError(
+            f"apply_kernel needs a grey image of shape (H, W), got shape {image.shape}; "
+            "convert colour images with to_grey() first"
+        )
+    if (
+        kernel.ndim != 2
+        or kernel.shape[0] != kernel.shape[1]
+        or kernel.shape[0] % 2 == 0
+    ):
+        raise ValueError(
+            f"the kernel must be square with an odd side (3x3, 5x5, ...) so that it has a "
+            f"centre pixel, got shape {kernel.shape}"
+        )
     if not (np.all(np.isfinite(image)) and np.all(np.isfinite(kernel))):
-        raise ValueError("the image and the kernel must not contain NaN or infinite values")
+        raise ValueError(
+            "the image and the kernel must not contain NaN or infinite values"
+        )
     # Padding k // 2 on every side makes the output as large as the input for stride 1.
-    return np.asarray(conv2d(image, kernel, padding=kernel.shape[0] // 2), dtype=np.float32)
+    return np.asarray(
+        conv2d(image, kernel, padding=kernel.shape[0] // 2), dtype=np.float32
+    )
 
 
 def to_grey(image: ArrayLike) -> np.ndarray:
@@ -55,7 +67,9 @@ def to_grey(image: ArrayLike) -> np.ndarray:
     if image.ndim == 3 and image.shape[-1] in (3, 4):
         image = image[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
     if image.ndim != 2:
-        raise ValueError(f"expected an image of shape (H, W) or (H, W, 3|4), got {image.shape}")
+        raise ValueError(
+            f"expected an image of shape (H, W) or (H, W, 3|4), got {image.shape}"
+        )
     return image
 
 
@@ -72,7 +86,9 @@ def sample_photo(width: int = 128) -> np.ndarray:
         return to_grey(np.asarray(small))
 
 
-def kernel_similarity(learned: ArrayLike, bank: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[str]]:
+def kernel_similarity(
+    learned: ArrayLike, bank: dict[str, np.ndarray] | None = None
+) -> tuple[np.ndarray, list[str]]:
     """|cosine similarity| between each learned 3x3 filter (3, 3, F) and each 3x3 kernel of `bank`.
 
     Returns a (F, K) matrix and the K kernel names. The mean of every filter is removed first,
@@ -83,17 +99,31 @@ def kernel_similarity(learned: ArrayLike, bank: dict[str, np.ndarray] | None = N
     if learned.ndim == 4 and learned.shape[2] == 1:
         learned = learned[:, :, 0, :]  # HWIO with one input channel -> (kh, kw, F)
     if learned.ndim != 3:
-        raise ValueError(f"learned filters must have shape (kh, kw, F) or (kh, kw, 1, F), got {learned.shape}")
-    bank = bank if bank is not None else {k: v for k, v in KERNELS.items() if v.shape == learned.shape[:2]}
-    names = [name for name, k in bank.items() if np.asarray(k).shape == learned.shape[:2]]
+        raise ValueError(
+            f"learned filters must have shape (kh, kw, F) or (kh, kw, 1, F), got {learned.shape}"
+        )
+    bank = (
+        bank
+        if bank is not None
+        else {k: v for k, v in KERNELS.items() if v.shape == learned.shape[:2]}
+    )
+    names = [
+        name for name, k in bank.items() if np.asarray(k).shape == learned.shape[:2]
+    ]
     if not names:
-        raise ValueError(f"no kernel in the bank has the learned filters' size {learned.shape[:2]}")
+        raise ValueError(
+            f"no kernel in the bank has the learned filters' size {learned.shape[:2]}"
+        )
 
     def unit(v: np.ndarray) -> np.ndarray:
         v = v - v.mean(axis=0, keepdims=True)
         norm = np.linalg.norm(v, axis=0, keepdims=True)
-        return v / np.where(norm == 0, 1.0, norm)  # a constant kernel (box blur) becomes all zeros
+        return v / np.where(
+            norm == 0, 1.0, norm
+        )  # a constant kernel (box blur) becomes all zeros
 
-    f = unit(learned.reshape(-1, learned.shape[-1]))                       # (9, F)
-    k = unit(np.stack([np.asarray(bank[n], np.float64).ravel() for n in names], axis=1))  # (9, K)
+    f = unit(learned.reshape(-1, learned.shape[-1]))  # (9, F)
+    k = unit(
+        np.stack([np.asarray(bank[n], np.float64).ravel() for n in names], axis=1)
+    )  # (9, K)
     return np.abs(f.T @ k), names

@@ -40,13 +40,19 @@ class CNN(nnx.Module):
         self.config = config
         k = config.kernel_size
         widths = (1, *config.conv_channels)
-        self.convs = nnx.List([nnx.Conv(a, b, (k, k), padding="SAME", rngs=rngs)
-                               for a, b in zip(widths[:-1], widths[1:])])
+        self.convs = nnx.List(
+            [
+                nnx.Conv(a, b, (k, k), padding="SAME", rngs=rngs)
+                for a, b in zip(widths[:-1], widths[1:])
+            ]
+        )
         side = 28
         for _ in config.conv_channels:
             side //= 2
         sizes = (side * side * widths[-1], *config.dense)
-        self.dense = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.dense = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
+        )
         self.dropout = nnx.Dropout(config.dropout, rngs=rngs)
         self.head = nnx.Linear(sizes[-1], 10, rngs=rngs)
         # Mean subtraction and scaling, with statistics of the training set (set by `fit`).
@@ -100,7 +106,9 @@ def layer_shapes(model: CNN, batch: int = 1) -> dict[str, tuple[int, ...]]:
 
     def forward(m, x):
         _, feats = m(x, return_features=True)
-        order.extend(feats)  # traced once: records the forward order that pytrees would sort away
+        order.extend(
+            feats
+        )  # traced once: records the forward order that pytrees would sort away
         return feats
 
     shapes = nnx.eval_shape(forward, model, x)
@@ -117,7 +125,7 @@ def summary(model: CNN) -> str:
     rows = [f"{'layer':<10}{'output shape':>20}{'parameters':>12}"]
     for name, shape in shapes.items():
         n = counts.get(owner.get(name, ""), 0)
-        rows.append(f"{name:<10}{str(shape):>20}{n:>12,}")
+        rows.append(f"{name:<10}{shape!s:>20}{n:>12,}")
     rows.append(f"{'total':<10}{'':>20}{sum(counts.values()):>12,}")
     return "\n".join(rows)
 

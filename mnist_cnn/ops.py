@@ -22,37 +22,54 @@ def _pair(value: IntOrPair, name: str, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints -> (vertical, horizontal), validated."""
     pair = (value, value) if np.ndim(value) == 0 else tuple(value)
     if len(pair) != 2 or any(int(v) != v for v in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints (rows, columns), got {value!r}")
+        raise ValueError(
+            f"{name} must be an int or a pair of ints (rows, columns), got {value!r}"
+        )
     pair = (int(pair[0]), int(pair[1]))
     if min(pair) < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
     return pair
 
 
-def conv_output_size(n: int, k: int, stride: int = 1, padding: int = 0, *,
-                     strict: bool = True) -> int:
+def conv_output_size(
+    n: int, k: int, stride: int = 1, padding: int = 0, *, strict: bool = True
+) -> int:
     """Output length (n + 2*padding - k) / stride + 1 of a convolution or pooling along one axis.
 
     With `strict=True` (the article's rule) the windows must tile the padded input exactly: a
     stride that leaves some rows over is an error that says what to change. With `strict=False`
     the leftover rows are dropped, as jax.lax, Flax, PyTorch and Keras all do.
     """
-    for name, v, lo in (("n", n, 1), ("k", k, 1), ("stride", stride, 1), ("padding", padding, 0)):
+    for name, v, lo in (
+        ("n", n, 1),
+        ("k", k, 1),
+        ("stride", stride, 1),
+        ("padding", padding, 0),
+    ):
         if int(v) != v or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     span = n + 2 * padding - k  # how far the window's first row can travel
     if span < 0:
-        raise ValueError(f"a {k}-wide window does not fit in an input of {n} with padding {padding} "
-                         f"(padded length {n + 2 * padding}); use a smaller kernel or at least "
-                         f"padding={-(-(k - n) // 2)}")
+        raise ValueError(
+            f"a {k}-wide window does not fit in an input of {n} with padding {padding} "
+            f"(padded length {n + 2 * padding}); use a smaller kernel or at least "
+            f"padding={-(-(k - n) // 2)}"
+        )
     if span % stride and strict:
-        fixes = [f"padding={p}" for p in range(padding + 1, padding + stride + 1)
-                 if (n + 2 * p - k) % stride == 0][:1]
+        fixes = [
+            f"padding={p}"
+            for p in range(padding + 1, padding + stride + 1)
+            if (n + 2 * p - k) % stride == 0
+        ][:1]
         fixes += [f"stride={s}" for s in range(stride - 1, 0, -1) if span % s == 0][:1]
-        fixes.append("strict=False to drop the leftover like deep-learning libraries do")
-        raise ValueError(f"(n + 2*padding - k) = ({n} + 2*{padding} - {k}) = {span} is not divisible "
-                         f"by stride {stride}: the last {span % stride} row(s) would be skipped. "
-                         f"Try {' or '.join(fixes)}")
+        fixes.append(
+            "strict=False to drop the leftover like deep-learning libraries do"
+        )
+        raise ValueError(
+            f"(n + 2*padding - k) = ({n} + 2*{padding} - {k}) = {span} is not divisible "
+            f"by stride {stride}: the last {span % stride} row(s) would be skipped. "
+            f"Try {' or '.join(fixes)}"
+        )
     return span // stride + 1
 
 
@@ -65,7 +82,9 @@ def _as_batch(x) -> tuple[np.ndarray, int]:
         return x[None], 3
     if x.ndim == 4:
         return x, 4
-    raise ValueError(f"x must have shape (H, W), (H, W, C) or (N, H, W, C); got shape {x.shape}")
+    raise ValueError(
+        f"x must have shape (H, W), (H, W, C) or (N, H, W, C); got shape {x.shape}"
+    )
 
 
 def _restore(out: np.ndarray, rank: int) -> np.ndarray:
@@ -81,10 +100,14 @@ def _as_filters(w, channels: int) -> np.ndarray:
     if w.ndim == 2:
         w = w[:, :, None, None]
     if w.ndim != 4:
-        raise ValueError(f"w must have shape (kh, kw) or (kh, kw, C_in, C_out); got shape {w.shape}")
+        raise ValueError(
+            f"w must have shape (kh, kw) or (kh, kw, C_in, C_out); got shape {w.shape}"
+        )
     if w.shape[2] != channels:
-        raise ValueError(f"the filters expect {w.shape[2]} input channels (w.shape[2]) but the input "
-                         f"has {channels} (its last axis); they must be equal")
+        raise ValueError(
+            f"the filters expect {w.shape[2]} input channels (w.shape[2]) but the input "
+            f"has {channels} (its last axis); they must be equal"
+        )
     return w
 
 
@@ -96,7 +119,9 @@ def _as_bias(b, c_out: int) -> np.ndarray:
     if b.ndim == 0:
         b = np.full(c_out, float(b))  # one number: the same bias for every filter
     if b.shape != (c_out,):
-        raise ValueError(f"b must be a scalar or have shape ({c_out},), one bias per filter; got {b.shape}")
+        raise ValueError(
+            f"b must be a scalar or have shape ({c_out},), one bias per filter; got {b.shape}"
+        )
     return b
 
 
@@ -104,7 +129,9 @@ def zero_pad(x: ArrayLike, padding: IntOrPair) -> np.ndarray:
     """Surround every image with `padding` rings of zeros; only H and W grow, the layout is kept."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim not in (2, 3, 4):
-        raise ValueError(f"x must have shape (H, W), (H, W, C) or (N, H, W, C); got shape {x.shape}")
+        raise ValueError(
+            f"x must have shape (H, W), (H, W, C) or (N, H, W, C); got shape {x.shape}"
+        )
     ph, pw = _pair(padding, "padding", 0)
     spatial = {2: (0, 1), 3: (0, 1), 4: (1, 2)}[x.ndim]  # which axes are H and W
     widths = [(0, 0)] * x.ndim
@@ -115,10 +142,10 @@ def zero_pad(x: ArrayLike, padding: IntOrPair) -> np.ndarray:
 class _ConvSetup(NamedTuple):
     """A convolution's inputs in one layout, with its geometry worked out once."""
 
-    x: np.ndarray          # (N, H, W, C_in), float64
-    rank: int              # the rank the caller passed, to give the output the same layout
-    w: np.ndarray          # (kh, kw, C_in, C_out)
-    b: np.ndarray          # (C_out,)
+    x: np.ndarray  # (N, H, W, C_in), float64
+    rank: int  # the rank the caller passed, to give the output the same layout
+    w: np.ndarray  # (kh, kw, C_in, C_out)
+    b: np.ndarray  # (C_out,)
     stride: tuple[int, int]
     padding: tuple[int, int]
     out_h: int
@@ -136,29 +163,39 @@ def _conv_setup(x, w, b, stride: IntOrPair, padding: IntOrPair) -> _ConvSetup:
     return _ConvSetup(x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w)
 
 
-def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.ndarray:
+def conv2d(
+    x: ArrayLike,
+    w: ArrayLike,
+    b: ArrayLike | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+) -> np.ndarray:
     """Convolution (cross-correlation, as in every DL library) by sliding a window: the loop version.
 
     x: (H, W), (H, W, C_in) or (N, H, W, C_in); w: (kh, kw) or (kh, kw, C_in, C_out); b: (C_out,).
     Returns (H', W'), (H', W', C_out) or (N, H', W', C_out); leftover rows are dropped, like jax.lax.
     """
-    x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w = _conv_setup(x, w, b, stride, padding)
+    x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w = _conv_setup(
+        x, w, b, stride, padding
+    )
     n = x.shape[0]
     kh, kw, _, c_out = w.shape
     xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))  # the zero-padded input
     out = np.zeros((n, out_h, out_w, c_out))
-    for i in range(n):                      # every image
-        for r in range(out_h):              # every output row ...
-            for c in range(out_w):          # ... and column: one window position
+    for i in range(n):  # every image
+        for r in range(out_h):  # every output row ...
+            for c in range(out_w):  # ... and column: one window position
                 top, left = r * sh, c * sw  # the window moves `stride` cells per step
-                window = xp[i, top:top + kh, left:left + kw, :]  # (kh, kw, C_in)
-                for f in range(c_out):      # every filter sees the same window
+                window = xp[i, top : top + kh, left : left + kw, :]  # (kh, kw, C_in)
+                for f in range(c_out):  # every filter sees the same window
                     # The inner product: multiply element by element, then add everything up.
                     out[i, r, c, f] = np.sum(window * w[:, :, :, f]) + b[f]
     return _restore(out, rank)
 
 
-def im2col(x: ArrayLike, kh: int, kw: int, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.ndarray:
+def im2col(
+    x: ArrayLike, kh: int, kw: int, stride: IntOrPair = 1, padding: IntOrPair = 0
+) -> np.ndarray:
     """Every window of the padded input as one row: (N, H'*W', kh*kw*C) (or (H'*W', kh*kw*C) for one image).
 
     A row is the window flattened in (row, column, channel) order, matching w.reshape(-1, C_out).
@@ -172,17 +209,27 @@ def im2col(x: ArrayLike, kh: int, kw: int, stride: IntOrPair = 1, padding: IntOr
     # Index arrays pick all windows at once: rows[r, a] = r*stride + a (window start + offset).
     rows = (np.arange(out_h) * sh)[:, None] + np.arange(kh)[None, :]  # (H', kh)
     cols = (np.arange(out_w) * sw)[:, None] + np.arange(kw)[None, :]  # (W', kw)
-    patches = xp[:, rows[:, None, :, None], cols[None, :, None, :], :]  # (N, H', W', kh, kw, C)
+    patches = xp[
+        :, rows[:, None, :, None], cols[None, :, None, :], :
+    ]  # (N, H', W', kh, kw, C)
     cols2d = patches.reshape(n, out_h * out_w, kh * kw * ch)
     return cols2d[0] if rank in (2, 3) else cols2d
 
 
-def conv2d_im2col(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> np.ndarray:
+def conv2d_im2col(
+    x: ArrayLike,
+    w: ArrayLike,
+    b: ArrayLike | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+) -> np.ndarray:
     """The same convolution as `conv2d`, vectorised: im2col, then one matrix product."""
-    x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w = _conv_setup(x, w, b, stride, padding)
+    x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w = _conv_setup(
+        x, w, b, stride, padding
+    )
     kh, kw, c_in, c_out = w.shape
-    cols = im2col(x, kh, kw, (sh, sw), (ph, pw))                 # (N, H'*W', kh*kw*C_in)
-    out = cols @ w.reshape(kh * kw * c_in, c_out) + b            # (N, H'*W', C_out)
+    cols = im2col(x, kh, kw, (sh, sw), (ph, pw))  # (N, H'*W', kh*kw*C_in)
+    out = cols @ w.reshape(kh * kw * c_in, c_out) + b  # (N, H'*W', C_out)
     return _restore(out.reshape(x.shape[0], out_h, out_w, c_out), rank)
 
 
@@ -194,13 +241,22 @@ class LayerCost(NamedTuple):
     output_shape: tuple[int, ...]
 
 
-def conv_layer_cost(input_shape: tuple[int, int, int], filters: int, kernel_size: IntOrPair,
-                    stride: IntOrPair = 1, padding: IntOrPair = 0, bias: bool = True) -> LayerCost:
+def conv_layer_cost(
+    input_shape: tuple[int, int, int],
+    filters: int,
+    kernel_size: IntOrPair,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    bias: bool = True,
+) -> LayerCost:
     """Parameters and multiply-adds of a conv layer on an (H, W, C_in) input (weights are shared)."""
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (H, W, C_in), got {input_shape!r}")
     height, width, c_in = (int(v) for v in input_shape)
-    (kh, kw), (sh, sw) = _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1)
+    (kh, kw), (sh, sw) = (
+        _pair(kernel_size, "kernel_size", 1),
+        _pair(stride, "stride", 1),
+    )
     ph, pw = _pair(padding, "padding", 0)
     out_h = conv_output_size(height, kh, sh, ph, strict=False)
     out_w = conv_output_size(width, kw, sw, pw, strict=False)
@@ -213,8 +269,12 @@ def conv_layer_cost(input_shape: tuple[int, int, int], filters: int, kernel_size
 def dense_layer_cost(inputs: int, outputs: int, bias: bool = True) -> LayerCost:
     """Parameters and multiply-adds of a fully connected layer: one weight per (input, output) pair."""
     if inputs < 1 or outputs < 1:
-        raise ValueError(f"inputs and outputs must be positive, got {inputs} and {outputs}")
-    return LayerCost(inputs * outputs + (outputs if bias else 0), inputs * outputs, (outputs,))
+        raise ValueError(
+            f"inputs and outputs must be positive, got {inputs} and {outputs}"
+        )
+    return LayerCost(
+        inputs * outputs + (outputs if bias else 0), inputs * outputs, (outputs,)
+    )
 
 
 def _pool(x, size: IntOrPair, stride: IntOrPair | None, reduce) -> np.ndarray:
@@ -224,25 +284,33 @@ def _pool(x, size: IntOrPair, stride: IntOrPair | None, reduce) -> np.ndarray:
     sh, sw = (kh, kw) if stride is None else _pair(stride, "stride", 1)
     n, height, width, ch = x.shape
     if kh > height or kw > width:
-        raise ValueError(f"pooling window {kh}x{kw} is larger than the {height}x{width} input; "
-                         "use a smaller size")
+        raise ValueError(
+            f"pooling window {kh}x{kw} is larger than the {height}x{width} input; "
+            "use a smaller size"
+        )
     out_h = conv_output_size(height, kh, sh, 0, strict=False)
     out_w = conv_output_size(width, kw, sw, 0, strict=False)
     out = np.zeros((n, out_h, out_w, ch))
     for i in range(n):
         for r in range(out_h):
             for c in range(out_w):
-                window = x[i, r * sh:r * sh + kh, c * sw:c * sw + kw, :]  # (kh, kw, C)
+                window = x[
+                    i, r * sh : r * sh + kh, c * sw : c * sw + kw, :
+                ]  # (kh, kw, C)
                 out[i, r, c, :] = reduce(window, axis=(0, 1))  # one number per channel
     return _restore(out, rank)
 
 
-def max_pool2d(x: ArrayLike, size: IntOrPair = 2, stride: IntOrPair | None = None) -> np.ndarray:
+def max_pool2d(
+    x: ArrayLike, size: IntOrPair = 2, stride: IntOrPair | None = None
+) -> np.ndarray:
     """Max pooling: the largest value of each window (stride defaults to the window size; no padding)."""
     return _pool(x, size, stride, np.max)
 
 
-def avg_pool2d(x: ArrayLike, size: IntOrPair = 2, stride: IntOrPair | None = None) -> np.ndarray:
+def avg_pool2d(
+    x: ArrayLike, size: IntOrPair = 2, stride: IntOrPair | None = None
+) -> np.ndarray:
     """Average pooling: the mean of each window (stride defaults to the window size; no padding)."""
     return _pool(x, size, stride, np.mean)
 
@@ -255,48 +323,78 @@ class WindowStep:
     `products` are None and C is 1 (the one channel being pooled).
     """
 
-    row: int            # output row
-    col: int            # output column
-    channel: int        # output channel: the filter (conv) or the pooled channel
-    top: int            # window's top row in the (padded) input
-    left: int           # window's left column in the (padded) input
+    row: int  # output row
+    col: int  # output column
+    channel: int  # output channel: the filter (conv) or the pooled channel
+    top: int  # window's top row in the (padded) input
+    left: int  # window's left column in the (padded) input
     window: np.ndarray
     weights: np.ndarray | None
     products: np.ndarray | None
     bias: float
-    value: float        # the output cell this step fills in
+    value: float  # the output cell this step fills in
 
 
-def conv_steps(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, stride: IntOrPair = 1, padding: IntOrPair = 0) -> list[WindowStep]:
+def conv_steps(
+    x: ArrayLike,
+    w: ArrayLike,
+    b: ArrayLike | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+) -> list[WindowStep]:
     """Every step of `conv2d` on one image, filter by filter, row by row: the frames of an animation."""
-    x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w = _conv_setup(x, w, b, stride, padding)
+    x, rank, w, b, (sh, sw), (ph, pw), out_h, out_w = _conv_setup(
+        x, w, b, stride, padding
+    )
     if rank == 4 and x.shape[0] != 1:
-        raise ValueError(f"conv_steps follows one image; got a batch of {x.shape[0]}: pass x[0]")
+        raise ValueError(
+            f"conv_steps follows one image; got a batch of {x.shape[0]}: pass x[0]"
+        )
     kh, kw, _, c_out = w.shape
     xp = np.pad(x[0], ((ph, ph), (pw, pw), (0, 0)))
     steps = []
     for f in range(c_out):
         for r in range(out_h):
             for c in range(out_w):
-                window = xp[r * sh:r * sh + kh, c * sw:c * sw + kw, :]
+                window = xp[r * sh : r * sh + kh, c * sw : c * sw + kw, :]
                 products = window * w[:, :, :, f]
-                steps.append(WindowStep(r, c, f, r * sh, c * sw, window, w[:, :, :, f], products,
-                                        float(b[f]), float(products.sum() + b[f])))
+                steps.append(
+                    WindowStep(
+                        r,
+                        c,
+                        f,
+                        r * sh,
+                        c * sw,
+                        window,
+                        w[:, :, :, f],
+                        products,
+                        float(b[f]),
+                        float(products.sum() + b[f]),
+                    )
+                )
     return steps
 
 
-def pool_steps(x: ArrayLike, size: IntOrPair = 2, stride: IntOrPair | None = None,
-               kind: str = "max") -> list[WindowStep]:
+def pool_steps(
+    x: ArrayLike,
+    size: IntOrPair = 2,
+    stride: IntOrPair | None = None,
+    kind: str = "max",
+) -> list[WindowStep]:
     """Every step of max or average pooling on one image, channel by channel."""
     if kind not in ("max", "avg"):
         raise ValueError(f"kind must be 'max' or 'avg', got {kind!r}")
     x, rank = _as_batch(x)
     if rank == 4 and x.shape[0] != 1:
-        raise ValueError(f"pool_steps follows one image; got a batch of {x.shape[0]}: pass x[0]")
+        raise ValueError(
+            f"pool_steps follows one image; got a batch of {x.shape[0]}: pass x[0]"
+        )
     kh, kw = _pair(size, "size", 1)
     sh, sw = (kh, kw) if stride is None else _pair(stride, "stride", 1)
     if kh > x.shape[1] or kw > x.shape[2]:
-        raise ValueError(f"pooling window {kh}x{kw} is larger than the {x.shape[1]}x{x.shape[2]} input")
+        raise ValueError(
+            f"pooling window {kh}x{kw} is larger than the {x.shape[1]}x{x.shape[2]} input"
+        )
     out_h = conv_output_size(x.shape[1], kh, sh, 0, strict=False)
     out_w = conv_output_size(x.shape[2], kw, sw, 0, strict=False)
     reduce = np.max if kind == "max" else np.mean
@@ -304,7 +402,19 @@ def pool_steps(x: ArrayLike, size: IntOrPair = 2, stride: IntOrPair | None = Non
     for ch in range(x.shape[-1]):
         for r in range(out_h):
             for c in range(out_w):
-                window = x[0, r * sh:r * sh + kh, c * sw:c * sw + kw, ch:ch + 1]
-                steps.append(WindowStep(r, c, ch, r * sh, c * sw, window, None, None, 0.0,
-                                        float(reduce(window))))
+                window = x[0, r * sh : r * sh + kh, c * sw : c * sw + kw, ch : ch + 1]
+                steps.append(
+                    WindowStep(
+                        r,
+                        c,
+                        ch,
+                        r * sh,
+                        c * sw,
+                        window,
+                        None,
+                        None,
+                        0.0,
+                        float(reduce(window)),
+                    )
+                )
     return steps

@@ -24,7 +24,9 @@ def as_vectors(images: ArrayLike) -> np.ndarray:
     if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]
     if x.ndim != 3 or len(x) == 0:
-        raise ValueError(f"images must have shape (N, H, W) or (N, H, W, 1) with N >= 1; got {x.shape}")
+        raise ValueError(
+            f"images must have shape (N, H, W) or (N, H, W, 1) with N >= 1; got {x.shape}"
+        )
     scale = 255.0 if x.dtype == np.uint8 else 1.0
     return x.reshape(len(x), -1).astype(np.float64) / scale
 
@@ -41,7 +43,7 @@ class _Fitted(ABC):
     _fitted = False
     shape: tuple[int, int] = (0, 0)
 
-    def fit(self, images: ArrayLike) -> "_Fitted":
+    def fit(self, images: ArrayLike) -> _Fitted:
         """Measure the statistics on these (training) images; returns self."""
         x = as_vectors(images)
         self.shape = tuple(np.asarray(images).shape[1:3])
@@ -52,11 +54,15 @@ class _Fitted(ABC):
     def transform(self, images: ArrayLike) -> np.ndarray:
         """Apply the training statistics to `images`; float32 (N, H, W) like the input."""
         if not self._fitted:
-            raise ValueError(f"{type(self).__name__} is not fitted: call .fit(x_train) first "
-                             "(on the training images only)")
+            raise ValueError(
+                f"{type(self).__name__} is not fitted: call .fit(x_train) first "
+                "(on the training images only)"
+            )
         x = as_vectors(images)
         if x.shape[1] != self.shape[0] * self.shape[1]:
-            raise ValueError(f"fitted on {self.shape} images, got images of shape {np.shape(images)[1:]}")
+            raise ValueError(
+                f"fitted on {self.shape} images, got images of shape {np.shape(images)[1:]}"
+            )
         return self._transform(x).reshape(len(x), *self.shape).astype(np.float32)
 
     def fit_transform(self, images: ArrayLike) -> np.ndarray:
@@ -100,7 +106,10 @@ class Normalisation(_Fitted):
         if self.per_pixel:
             self.mean, self.std = x.mean(axis=0), x.std(axis=0) + self.epsilon
         else:
-            self.mean, self.std = np.full(x.shape[1], x.mean()), np.full(x.shape[1], x.std())
+            self.mean, self.std = (
+                np.full(x.shape[1], x.mean()),
+                np.full(x.shape[1], x.std()),
+            )
 
     def _transform(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean) / self.std
@@ -117,33 +126,45 @@ class PCA(_Fitted):
 
     def __init__(self, n_components: int | None = None):
         if n_components is not None and n_components < 1:
-            raise ValueError(f"n_components must be positive or None, got {n_components}")
+            raise ValueError(
+                f"n_components must be positive or None, got {n_components}"
+            )
         self.n_components = n_components
 
     def _fit(self, x: np.ndarray) -> None:
         if self.n_components is not None and self.n_components > x.shape[1]:
-            raise ValueError(f"n_components={self.n_components} exceeds the {x.shape[1]} pixels")
+            raise ValueError(
+                f"n_components={self.n_components} exceeds the {x.shape[1]} pixels"
+            )
         self.mean = x.mean(axis=0)
         centred = x - self.mean
         covariance = centred.T @ centred / len(x)  # (D, D)
         variances, vectors = np.linalg.eigh(covariance)  # ascending; symmetric matrix
         order = np.argsort(variances)[::-1]
-        self.variances = np.clip(variances[order], 0.0, None)  # round-off can give tiny negatives
+        self.variances = np.clip(
+            variances[order], 0.0, None
+        )  # round-off can give tiny negatives
         self.components = vectors[:, order].T
         self.explained_variance_ratio = self.variances / self.variances.sum()
 
     def transform(self, images: ArrayLike) -> np.ndarray:
         """PCA coordinates (N, k) of the images: projections on the first k eigen-digits."""
         if not self._fitted:
-            raise ValueError("PCA is not fitted: call .fit(x_train) first (on the training images only)")
+            raise ValueError(
+                "PCA is not fitted: call .fit(x_train) first (on the training images only)"
+            )
         k = self.n_components or len(self.components)
-        return ((as_vectors(images) - self.mean) @ self.components[:k].T).astype(np.float32)
+        return ((as_vectors(images) - self.mean) @ self.components[:k].T).astype(
+            np.float32
+        )
 
     def reconstruct(self, coords: ArrayLike) -> np.ndarray:
         """Images (N, H, W) rebuilt from PCA coordinates (N, k): mean + sum of weighted eigen-digits."""
         coords = np.asarray(coords, dtype=np.float64)
         k = coords.shape[1]
-        return (self.mean + coords @ self.components[:k]).reshape(len(coords), *self.shape)
+        return (self.mean + coords @ self.components[:k]).reshape(
+            len(coords), *self.shape
+        )
 
     def eigen_digits(self, k: int = 16) -> np.ndarray:
         """The first k principal directions as images (k, H, W)."""
@@ -167,7 +188,9 @@ class Whitening(_Fitted):
         self.method, self.epsilon = method, epsilon
 
     @classmethod
-    def from_pca(cls, pca: PCA, method: str = "zca", epsilon: float = 0.1) -> "Whitening":
+    def from_pca(
+        cls, pca: PCA, method: str = "zca", epsilon: float = 0.1
+    ) -> Whitening:
         """A whitening built from an already fitted PCA (same training statistics, no refit)."""
         if not pca._fitted:
             raise ValueError("the PCA is not fitted: call pca.fit(x_train) first")
@@ -184,8 +207,10 @@ class Whitening(_Fitted):
 
     def _from_pca(self, pca: PCA) -> None:
         if self.epsilon == 0 and pca.variances.min() <= 1e-12:
-            raise ValueError("some pixel directions have zero variance (e.g. MNIST's empty border): "
-                             "use epsilon > 0")
+            raise ValueError(
+                "some pixel directions have zero variance (e.g. MNIST's empty border): "
+                "use epsilon > 0"
+            )
         self.mean = pca.mean
         scale = 1.0 / np.sqrt(pca.variances + self.epsilon)  # (D,)
         # Rows of W map a centred image to whitened values: z = (x - mean) @ W.T
@@ -204,8 +229,14 @@ def covariance(images_or_vectors: ArrayLike) -> np.ndarray:
     return centred.T @ centred / len(x)
 
 
-def train_on_preprocessed(x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayLike, y_test: ArrayLike, config: Config,
-                          log_every: int = 20) -> dict[str, np.ndarray | float]:
+def train_on_preprocessed(
+    x_train: ArrayLike,
+    y_train: ArrayLike,
+    x_test: ArrayLike,
+    y_test: ArrayLike,
+    config: Config,
+    log_every: int = 20,
+) -> dict[str, np.ndarray | float]:
     """Train a fresh CNN on images that are ALREADY preprocessed, without the model's own scaling.
 
     `mnist_cnn.fit` always standardises its input; here the model's mean/std are set to 0/1 so
@@ -220,11 +251,15 @@ def train_on_preprocessed(x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayL
 
     x = np.asarray(x_train, dtype=np.float32)
     if x.ndim != 3 or len(x) != len(y_train):
-        raise ValueError(f"x_train must be (N, 28, 28) floats with one label each; got {x.shape} "
-                         f"and {len(y_train)} labels")
+        raise ValueError(
+            f"x_train must be (N, 28, 28) floats with one label each; got {x.shape} "
+            f"and {len(y_train)} labels"
+        )
     steps = len(x) // config.batch_size * config.epochs
     if steps < log_every:
-        raise ValueError(f"only {steps} steps: use more images, more epochs or a smaller batch_size")
+        raise ValueError(
+            f"only {steps} steps: use more images, more epochs or a smaller batch_size"
+        )
     model = CNN(config, rngs=nnx.Rngs(config.seed))
     model.set_input_stats(0.0, 1.0)
     x_dev, y_dev = jnp.asarray(x[..., None]), jnp.asarray(y_train, jnp.int32)
@@ -232,6 +267,10 @@ def train_on_preprocessed(x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayL
     losses = [loss for _, _, loss, _ in training_steps(model, config, x_dev, y_dev)]
     losses = np.asarray(jnp.stack(losses))
     usable = len(losses) // log_every * log_every
-    return {"steps": np.arange(1, usable // log_every + 1) * log_every,
-            "loss": losses[:usable].reshape(-1, log_every).mean(axis=1),
-            "test_accuracy": evaluate(model, np.asarray(x_test, np.float32), np.asarray(y_test))}
+    return {
+        "steps": np.arange(1, usable // log_every + 1) * log_every,
+        "loss": losses[:usable].reshape(-1, log_every).mean(axis=1),
+        "test_accuracy": evaluate(
+            model, np.asarray(x_test, np.float32), np.asarray(y_test)
+        ),
+    }

@@ -19,13 +19,23 @@ from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 # Chromium's features that call home are off: the network is closed, and tests stay local.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def book_html_dir() -> Path:
     """The built book: $MNIST_CNN_BOOK_HTML, else _build/html (built by `make book`)."""
-    return Path(os.environ.get("MNIST_CNN_BOOK_HTML", REPO / "_build" / "html")).resolve()
+    return Path(
+        os.environ.get("MNIST_CNN_BOOK_HTML", REPO / "_build" / "html")
+    ).resolve()
 
 
 def screenshot_dir() -> Path:
@@ -35,7 +45,11 @@ def screenshot_dir() -> Path:
 
 def chromium_path() -> str | None:
     """The system Chromium (Debian's package), or None."""
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    return (
+        os.environ.get("CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
 
 
 def book_pages(root: Path) -> list[str]:
@@ -43,8 +57,11 @@ def book_pages(root: Path) -> list[str]:
     if not root.is_dir():
         return []
     skip = {"_static", "_sources", "_images", "_downloads"}
-    pages = [p.relative_to(root).as_posix() for p in root.rglob("*.html")
-             if not skip & set(p.relative_to(root).parts) and p.name != "index.html"]
+    pages = [
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*.html")
+        if not skip & set(p.relative_to(root).parts) and p.name != "index.html"
+    ]
     return sorted(pages)
 
 
@@ -59,7 +76,7 @@ def mathjax_dir() -> Path | None:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+    def log_message(self, format, *args):
         pass  # keep pytest's output clean
 
 

@@ -21,7 +21,9 @@ def mnist_dir() -> Path:
     """Folder holding the four real MNIST files."""
     folder = os.environ.get("MNIST_CNN_DATA")
     if not folder:
-        pytest.fail("set MNIST_CNN_DATA to a folder with the four MNIST files (see README)")
+        pytest.fail(
+            "set MNIST_CNN_DATA to a folder with the four MNIST files (see README)"
+        )
     return Path(folder)
 
 

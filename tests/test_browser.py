@@ -13,13 +13,20 @@ import re
 
 import numpy as np
 import pytest
-
-from browser_support import (CHROMIUM_ARGS, book_html_dir, book_pages, chromium_path, mathjax_dir,
-                             route_requests, screenshot_dir, serve)
+from browser_support import (
+    CHROMIUM_ARGS,
+    book_html_dir,
+    book_pages,
+    chromium_path,
+    mathjax_dir,
+    route_requests,
+    screenshot_dir,
+    serve,
+)
 
 HTML = book_html_dir()
 PAGES = book_pages(HTML)
-DRAW_PAGE = "chapters/10_draw_a_digit.html"
+DRAW_PAGE = "chapters/14_draw_a_digit.html"
 MODEL_FILE = HTML / "_static" / "mnist_cnn_model.js"
 # Console errors that come from the book's toolchain, not from our pages; each is exact and
 # explained, so that any other error still fails the test.
@@ -42,7 +49,9 @@ def _missing() -> str | None:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        return "the playwright package is not installed (pip install -r requirements.txt)"
+        return (
+            "the playwright package is not installed (pip install -r requirements.txt)"
+        )
     if mathjax_dir() is None:
         return "the local MathJax copy (django-static-mathjax) is not installed"
     return None
@@ -60,8 +69,9 @@ def browser_session():
 
     with serve(HTML) as base_url, sync_playwright() as pw:
         # Playwright gives every launch a fresh, empty profile (--user-data-dir).
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS,
-                                     headless=True)
+        browser = pw.chromium.launch(
+            executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
+        )
         context = browser.new_context(viewport={"width": 1200, "height": 900})
         context.set_default_timeout(15_000)
         blocked: list[str] = []
@@ -83,10 +93,21 @@ def open_page(session, path: str):
         if message not in KNOWN_TOOLCHAIN_ERRORS:
             errors.append(message)
 
-    page.on("console", lambda msg: record(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: (
+            record(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+        ),
+    )
     page.on("pageerror", lambda err: record(f"uncaught: {err}"))
-    page.on("response", lambda r: record(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
-    page.on("requestfailed", lambda r: record(f"request failed (only 127.0.0.1 is reachable): {r.url}"))
+    page.on(
+        "response",
+        lambda r: record(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None,
+    )
+    page.on(
+        "requestfailed",
+        lambda r: record(f"request failed (only 127.0.0.1 is reachable): {r.url}"),
+    )
     page.goto(base_url + path, wait_until="load")
     return page, errors
 
@@ -109,7 +130,9 @@ def test_page(browser_session, path):
         # Math: wait for MathJax, then every math element must hold typeset output.
         n_math = page.locator(".math").count()
         if n_math:
-            page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise")
+            page.wait_for_function(
+                "window.MathJax && MathJax.startup && MathJax.startup.promise"
+            )
             page.evaluate("MathJax.startup.promise")
             untyped = page.evaluate("""() => [...document.querySelectorAll('.math')]
                 .filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 60))""")
@@ -136,7 +159,9 @@ def test_page(browser_session, path):
             start = slider.input_value()
             anim.locator("button[title='Play']").click()
             handle = slider.element_handle()
-            page.wait_for_function("([s, v]) => s.value !== v", arg=[handle, start], timeout=5_000)
+            page.wait_for_function(
+                "([s, v]) => s.value !== v", arg=[handle, start], timeout=5_000
+            )
             anim.locator("button[title='Pause']").click()
             assert anim.locator("img").first.evaluate("i => i.naturalWidth") > 0
 
@@ -145,7 +170,9 @@ def test_page(browser_session, path):
         for i in range(solutions.count()):
             solution = solutions.nth(i)
             body = solution.locator("section").first
-            assert not body.is_visible(), f"{path}: solution {i + 1} is visible before a click"
+            assert not body.is_visible(), (
+                f"{path}: solution {i + 1} is visible before a click"
+            )
             # The chevron button sphinx-togglebutton adds to the title (the title's link text
             # navigates to the exercise instead of toggling).
             solution.locator("button.toggle-button").first.click()
@@ -158,8 +185,10 @@ def test_page(browser_session, path):
             assert hits > 0, "search for 'convolution' found nothing"
 
         screenshot_dir().mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(screenshot_dir() / (path.replace("/", "__")[:-5] + ".png")),
-                        full_page=True)
+        page.screenshot(
+            path=str(screenshot_dir() / (path.replace("/", "__")[:-5] + ".png")),
+            full_page=True,
+        )
         assert not errors, f"{path}: {errors}"
     finally:
         page.close()
@@ -170,10 +199,13 @@ def test_no_external_requests(browser_session):
     page, errors = open_page(browser_session, "intro.html")
     page.close()
     _, _, blocked = browser_session
-    assert not blocked, f"pages asked for external addresses: {sorted(set(blocked))[:10]}"
+    assert not blocked, (
+        f"pages asked for external addresses: {sorted(set(blocked))[:10]}"
+    )
 
 
 # ---------- Draw a digit ----------
+
 
 @pytest.fixture(scope="module")
 def draw_page(browser_session):
@@ -182,7 +214,9 @@ def draw_page(browser_session):
         pytest.fail(f"{DRAW_PAGE} is not in the built book at {HTML}")
     page, errors = open_page(browser_session, DRAW_PAGE)
     page.wait_for_selector(".dd-panel.dd-ready, .dd-panel.dd-broken")
-    assert page.evaluate("window.mnistCnn.error") is None, page.evaluate("window.mnistCnn.error")
+    assert page.evaluate("window.mnistCnn.error") is None, page.evaluate(
+        "window.mnistCnn.error"
+    )
     yield page, errors
     assert not errors, errors
     page.close()
@@ -210,7 +244,11 @@ def test_js_forward_matches_predict(draw_page, web_model, test_digits):
     page, _ = draw_page
     x, y = test_digits
     pixels = (x.astype(np.float32) / 255.0).reshape(len(x), 784)
-    js = np.array(page.evaluate("imgs => imgs.map(im => window.mnistCnn.predict(im))", pixels.tolist()))
+    js = np.array(
+        page.evaluate(
+            "imgs => imgs.map(im => window.mnistCnn.predict(im))", pixels.tolist()
+        )
+    )
     expected = mnist_cnn.predict(web_model, x)
     assert js.shape == (100, 10)
     np.testing.assert_allclose(js, expected, atol=1e-4, rtol=0)
@@ -220,21 +258,35 @@ def test_js_forward_matches_predict(draw_page, web_model, test_digits):
 
 def test_js_preprocess_matches_python(draw_page, test_digits):
     """MNIST digits enlarged and moved on a 280x280 page give the same 28x28 as preprocess_image."""
-    import mnist_cnn
     from PIL import Image
+
+    import mnist_cnn
 
     page, _ = draw_page
     x, _ = test_digits
-    for k, (size, top, left) in enumerate([(200, 30, 50), (97, 150, 10), (140, 0, 140)]):
-        big = np.asarray(Image.fromarray(x[k]).resize((size, size), Image.BILINEAR), np.float32) / 255
+    for k, (size, top, left) in enumerate(
+        [(200, 30, 50), (97, 150, 10), (140, 0, 140)]
+    ):
+        big = (
+            np.asarray(
+                Image.fromarray(x[k]).resize((size, size), Image.BILINEAR), np.float32
+            )
+            / 255
+        )
         grey = np.zeros((280, 280), np.float32)
-        grey[top:top + size, left:left + size] = big[: 280 - top, : 280 - left]
+        grey[top : top + size, left : left + size] = big[: 280 - top, : 280 - left]
         if k == 2:
             grey = 1.0 - grey  # dark ink on light paper: both must invert it
-        js = page.evaluate("g => Array.from(window.mnistCnn.preprocess(g, 280, 280).image)",
-                           grey.ravel().tolist())
-        np.testing.assert_allclose(np.array(js).reshape(28, 28), mnist_cnn.preprocess_image(grey),
-                                   atol=1e-5, rtol=0)
+        js = page.evaluate(
+            "g => Array.from(window.mnistCnn.preprocess(g, 280, 280).image)",
+            grey.ravel().tolist(),
+        )
+        np.testing.assert_allclose(
+            np.array(js).reshape(28, 28),
+            mnist_cnn.preprocess_image(grey),
+            atol=1e-5,
+            rtol=0,
+        )
 
 
 def _stroke(page, points):
@@ -249,14 +301,24 @@ def _stroke(page, points):
 
 
 def _line(a, b, n=12):
-    return [(a[0] + (b[0] - a[0]) * t / n, a[1] + (b[1] - a[1]) * t / n) for t in range(n + 1)]
+    return [
+        (a[0] + (b[0] - a[0]) * t / n, a[1] + (b[1] - a[1]) * t / n)
+        for t in range(n + 1)
+    ]
 
 
 STROKES = {
     "1": [_line((145, 40), (135, 240))],
     "7": [_line((75, 50), (205, 50)) + _line((205, 50), (120, 245))[1:]],
-    "0": [[(140 + 60 * math.sin(2 * math.pi * t / 40), 140 - 95 * math.cos(2 * math.pi * t / 40))
-           for t in range(42)]],
+    "0": [
+        [
+            (
+                140 + 60 * math.sin(2 * math.pi * t / 40),
+                140 - 95 * math.cos(2 * math.pi * t / 40),
+            )
+            for t in range(42)
+        ]
+    ],
 }
 
 
@@ -269,19 +331,32 @@ def test_drawn_digit_is_classified(draw_page, web_model, digit):
     page.locator(".dd-canvas").scroll_into_view_if_needed()
     for stroke in STROKES[digit]:
         _stroke(page, stroke)
-    page.wait_for_function("document.querySelector('.dd-panel').dataset.prediction !== ''")
+    page.wait_for_function(
+        "document.querySelector('.dd-panel').dataset.prediction !== ''"
+    )
     screenshot_dir().mkdir(parents=True, exist_ok=True)
-    page.locator(".dd-panel").screenshot(path=str(screenshot_dir() / f"draw_a_digit_{digit}.png"))
+    page.locator(".dd-panel").screenshot(
+        path=str(screenshot_dir() / f"draw_a_digit_{digit}.png")
+    )
     assert page.locator(".dd-panel").get_attribute("data-prediction") == digit
     # The bars show what Python computes from the very same canvas pixels.
-    grey = np.array(page.evaluate("""() => {
+    grey = np.array(
+        page.evaluate("""() => {
         const c = document.querySelector('.dd-canvas'), d = c.getContext('2d')
             .getImageData(0, 0, c.width, c.height).data, g = [];
         for (let i = 0; i < d.length; i += 4) g.push((0.299 * d[i] + 0.587 * d[i+1] + 0.114 * d[i+2]) / 255);
-        return g; }"""), np.float32).reshape(280, 280)
+        return g; }"""),
+        np.float32,
+    ).reshape(280, 280)
     expected = mnist_cnn.predict(web_model, mnist_cnn.preprocess_image(grey))
-    bars = np.array([float(v) for v in page.locator(".dd-bar-row").evaluate_all(
-        "rows => rows.map(r => r.dataset.probability)")])
+    bars = np.array(
+        [
+            float(v)
+            for v in page.locator(".dd-bar-row").evaluate_all(
+                "rows => rows.map(r => r.dataset.probability)"
+            )
+        ]
+    )
     np.testing.assert_allclose(bars, expected, atol=1e-4, rtol=0)
     assert int(np.argmax(expected)) == int(digit)
 
@@ -289,11 +364,17 @@ def test_drawn_digit_is_classified(draw_page, web_model, digit):
 def test_clear_resets_the_bars(draw_page):
     page, _ = draw_page
     _stroke(page, STROKES["1"][0])
-    page.wait_for_function("document.querySelector('.dd-panel').dataset.prediction !== ''")
-    widths = page.locator(".dd-bar").evaluate_all("bars => bars.map(b => parseFloat(b.style.width))")
+    page.wait_for_function(
+        "document.querySelector('.dd-panel').dataset.prediction !== ''"
+    )
+    widths = page.locator(".dd-bar").evaluate_all(
+        "bars => bars.map(b => parseFloat(b.style.width))"
+    )
     assert max(widths) > 0
     page.locator(".dd-clear").click()
-    widths = page.locator(".dd-bar").evaluate_all("bars => bars.map(b => parseFloat(b.style.width))")
+    widths = page.locator(".dd-bar").evaluate_all(
+        "bars => bars.map(b => parseFloat(b.style.width))"
+    )
     assert widths == [0.0] * 10
     assert page.locator(".dd-panel").get_attribute("data-prediction") == ""
     blank = page.evaluate("""() => { const c = document.querySelector('.dd-canvas');
@@ -301,13 +382,18 @@ def test_clear_resets_the_bars(draw_page):
     assert blank, "the canvas still has ink after Clear"
     # The first layer's feature maps show one map per filter of the exported model.
     assert page.locator(".dd-map").count() == page.evaluate(
-        "window.mnistCnn.model.layers.find(l => l.type === 'conv').kernel.shape[3]")
+        "window.mnistCnn.model.layers.find(l => l.type === 'conv').kernel.shape[3]"
+    )
 
 
 def test_draw_page_is_light(draw_page):
     """The page's own files (HTML, script, style, exported model) stay under 1 MB."""
-    own = [HTML / DRAW_PAGE, MODEL_FILE, HTML / "_static" / "draw_digit.js",
-           HTML / "_static" / "draw_digit.css"]
+    own = [
+        HTML / DRAW_PAGE,
+        MODEL_FILE,
+        HTML / "_static" / "draw_digit.js",
+        HTML / "_static" / "draw_digit.css",
+    ]
     total = sum(p.stat().st_size for p in own)
     assert total < 1_000_000, f"{total / 1e6:.2f} MB"
     html = (HTML / DRAW_PAGE).read_text()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -15,7 +14,9 @@ def test_round_trip_gives_identical_predictions(tiny_model, mnist, tmp_path):
     path = save(tiny_model, tmp_path / "sub" / "model.npz")
     restored = load(path)
     assert restored.config == tiny_model.config
-    np.testing.assert_array_equal(predict(restored, x_test[:200]), predict(tiny_model, x_test[:200]))
+    np.testing.assert_array_equal(
+        predict(restored, x_test[:200]), predict(tiny_model, x_test[:200])
+    )
     assert float(restored.mean[...]) == float(tiny_model.mean[...])
     assert [p.name for p in path.parent.iterdir()] == ["model.npz"]  # no temporary left
 
@@ -94,7 +95,11 @@ def test_pretrained_trains_once_then_loads(mnist, tmp_path, monkeypatch):
     assert len(cached) == 1
     second = pretrained(config, mnist)
     _, (x_test, _) = mnist
-    np.testing.assert_array_equal(predict(first, x_test[:50]), predict(second, x_test[:50]))
+    np.testing.assert_array_equal(
+        predict(first, x_test[:50]), predict(second, x_test[:50])
+    )
     cached[0].write_bytes(b"damaged")
     third = pretrained(config, mnist)  # a damaged entry is retrained, deterministically
-    np.testing.assert_array_equal(predict(first, x_test[:50]), predict(third, x_test[:50]))
+    np.testing.assert_array_equal(
+        predict(first, x_test[:50]), predict(third, x_test[:50])
+    )

@@ -31,8 +31,12 @@ def test_correct_conv_passes(capsys):
 
 
 def test_mistakes_fail_with_a_matching_hint(capsys):
-    for fn, hint in [(flipped_conv, "cross-correlation"), (no_padding_conv, "without padding"),
-                     (off_by_one_conv, "+1"), (no_stride_conv, "stride")]:
+    for fn, hint in [
+        (flipped_conv, "cross-correlation"),
+        (no_padding_conv, "without padding"),
+        (off_by_one_conv, "+1"),
+        (no_stride_conv, "stride"),
+    ]:
         assert not checks.check_conv2d(fn)
         out = capsys.readouterr().out
         assert out.startswith("FAIL") and hint in out, (fn.__name__, out)
@@ -47,10 +51,14 @@ def test_a_crash_is_reported_not_raised(capsys):
 
 
 def test_output_size_check(capsys):
-    assert checks.check_output_size(lambda n, k, s, p: ops.conv_output_size(n, k, s, p, strict=False))
-    for fn, hint in [(lambda n, k, s, p: (n + 2 * p - k) // s, "+ 1"),
-                     (lambda n, k, s, p: (n + p - k) // s + 1, "BOTH"),
-                     (lambda n, k, s, p: (n + 2 * p - k) / s + 1, "int")]:
+    assert checks.check_output_size(
+        lambda n, k, s, p: ops.conv_output_size(n, k, s, p, strict=False)
+    )
+    for fn, hint in [
+        (lambda n, k, s, p: (n + 2 * p - k) // s, "+ 1"),
+        (lambda n, k, s, p: (n + p - k) // s + 1, "BOTH"),
+        (lambda n, k, s, p: (n + 2 * p - k) / s + 1, "int"),
+    ]:
         capsys.readouterr()
         assert not checks.check_output_size(fn)
         assert hint in capsys.readouterr().out

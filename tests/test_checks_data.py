@@ -12,10 +12,10 @@ from mnist_cnn.checks import data as checks
 def test_idx_header_check(capsys):
     def right(header: bytes) -> tuple[int, ...]:
         ndim = header[3]
-        return struct.unpack(f">{ndim}I", header[4:4 + 4 * ndim])
+        return struct.unpack(f">{ndim}I", header[4 : 4 + 4 * ndim])
 
     def little_endian(header: bytes) -> tuple[int, ...]:
-        return struct.unpack(f"<{header[3]}I", header[4:4 + 4 * header[3]])
+        return struct.unpack(f"<{header[3]}I", header[4 : 4 + 4 * header[3]])
 
     def always_three(header: bytes) -> tuple[int, ...]:
         return struct.unpack(">3I", header[4:16].ljust(12, b"\0"))
@@ -35,9 +35,17 @@ def test_class_means_check(capsys):
         return np.stack([x[y == c].mean(axis=0) / 255 for c in range(10)])
 
     assert checks.check_class_means(right) is True
-    assert checks.check_class_means(lambda x, y: right(x, y) * 255) is False  # forgot to scale
-    assert checks.check_class_means(lambda x, y: np.stack([x[y == c].sum(axis=0) / 255 / len(x)
-                                                           for c in range(10)])) is False
+    assert (
+        checks.check_class_means(lambda x, y: right(x, y) * 255) is False
+    )  # forgot to scale
+    assert (
+        checks.check_class_means(
+            lambda x, y: np.stack(
+                [x[y == c].sum(axis=0) / 255 / len(x) for c in range(10)]
+            )
+        )
+        is False
+    )
     assert capsys.readouterr().out.count("FAIL") == 2
 
 
@@ -64,11 +72,17 @@ def test_shift_check(capsys):
     def right(image, dy, dx):
         out = np.zeros_like(image)
         h, w = image.shape
-        src = image[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
-        out[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
+        src = image[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+        out[
+            max(0, dy) : max(0, dy) + src.shape[0],
+            max(0, dx) : max(0, dx) + src.shape[1],
+        ] = src
         return out
 
     assert checks.check_shift(right) is True
     # np.roll wraps pixels around instead of letting zeros in.
-    assert checks.check_shift(lambda im, dy, dx: np.roll(im, (dy, dx), axis=(0, 1))) is False
+    assert (
+        checks.check_shift(lambda im, dy, dx: np.roll(im, (dy, dx), axis=(0, 1)))
+        is False
+    )
     assert "FAIL" in capsys.readouterr().out

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from mnist_cnn import data
 from mnist_cnn.data import FILES, MNISTNotFoundError, load_data, parse_idx
 
-
 # --- the real data -----------------------------------------------------------------------------
+
 
 def test_shapes_dtypes_like_keras(mnist):
     (x_train, y_train), (x_test, y_test) = mnist
@@ -34,8 +34,30 @@ def test_known_facts_of_the_files(mnist):
     (x_train, y_train), (x_test, y_test) = mnist
     assert y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
-    assert np.bincount(y_train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    assert np.bincount(y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert np.bincount(y_train).tolist() == [
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
+    assert np.bincount(y_test).tolist() == [
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]
     pixels = x_train / 255.0
     assert abs(pixels.mean() - 0.1307) < 1e-4 and abs(pixels.std() - 0.3081) < 1e-4
 
@@ -54,7 +76,9 @@ def test_env_var_pointing_nowhere_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_uncompressed_files_are_accepted(mnist, mnist_dir, tmp_path):
     for stem in FILES:
-        (tmp_path / stem).write_bytes(gzip.decompress((mnist_dir / f"{stem}.gz").read_bytes()))
+        (tmp_path / stem).write_bytes(
+            gzip.decompress((mnist_dir / f"{stem}.gz").read_bytes())
+        )
     (x_train, y_train), (x_test, y_test) = load_data(tmp_path)
     np.testing.assert_array_equal(x_test, mnist[1][0])
     np.testing.assert_array_equal(y_train, mnist[0][1])
@@ -68,7 +92,9 @@ def test_cache_directory_respects_xdg(tmp_path, monkeypatch):
 def test_checksum_mismatch_names_the_file(mnist_dir, tmp_path):
     for stem in FILES:
         shutil.copy(mnist_dir / f"{stem}.gz", tmp_path)
-    raw = bytearray(gzip.decompress((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    raw = bytearray(
+        gzip.decompress((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    )
     raw[100] = (raw[100] + 1) % 10  # one changed label
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(bytes(raw))
@@ -85,16 +111,23 @@ def test_images_and_labels_count_must_agree(tmp_path, monkeypatch):
     }
     for stem, raw in files.items():
         (tmp_path / stem).write_bytes(raw)
-    monkeypatch.setattr(data, "SHA256", {s: hashlib.sha256(r).hexdigest() for s, r in files.items()})
+    monkeypatch.setattr(
+        data, "SHA256", {s: hashlib.sha256(r).hexdigest() for s, r in files.items()}
+    )
     with pytest.raises(ValueError, match="train has 3 images but 2 labels"):
         load_data(tmp_path)
 
 
 # --- the IDX parser ------------------------------------------------------------------------------
 
+
 def _idx(array: np.ndarray) -> bytes:
     """Encode an array as an IDX file of unsigned bytes (the test's own writer)."""
-    return struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    return (
+        struct.pack(">HBB", 0, 8, array.ndim)
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.tobytes()
+    )
 
 
 def test_parser_round_trip():
@@ -102,14 +135,23 @@ def test_parser_round_trip():
     np.testing.assert_array_equal(parse_idx(_idx(array)), array)
 
 
-@pytest.mark.parametrize("raw, message", [
-    (b"\x00\x00", "too short"),
-    (b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00\x00\x00\x00", "bad magic"),  # float type code
-    (b"\x12\x34\x08\x01\x00\x00\x00\x01\x07", "bad magic"),
-    (b"\x00\x00\x08\x03\x00\x00\x00\x01", "truncated header"),
-    (b"\x00\x00\x08\x01\x00\x00\x00\x05\x01\x02", "truncated or corrupt"),
-    (b"\x00\x00\x08\x01\x00\x00\x00\x01\x01\x02", "truncated or corrupt"),  # extra byte
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"\x00\x00", "too short"),
+        (
+            b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00\x00\x00\x00",
+            "bad magic",
+        ),  # float type code
+        (b"\x12\x34\x08\x01\x00\x00\x00\x01\x07", "bad magic"),
+        (b"\x00\x00\x08\x03\x00\x00\x00\x01", "truncated header"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x05\x01\x02", "truncated or corrupt"),
+        (
+            b"\x00\x00\x08\x01\x00\x00\x00\x01\x01\x02",
+            "truncated or corrupt",
+        ),  # extra byte
+    ],
+)
 def test_parser_rejects_bad_files_clearly(raw, message):
     with pytest.raises(ValueError, match=message) as info:
         parse_idx(raw, "some-file")
@@ -140,13 +182,23 @@ def test_parser_on_random_bytes_only_raises_value_error(raw):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4), st.binary(max_size=32))
-@example([0, 170134, 170138, 318637797], b"")  # found by hypothesis: numpy refused the reshape
+@given(
+    st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4), st.binary(max_size=32)
+)
+@example(
+    [0, 170134, 170138, 318637797], b""
+)  # found by hypothesis: numpy refused the reshape
 def test_parser_never_trusts_huge_headers(shape, body):
     # A header can promise up to 2**128 bytes: the parser must refuse before allocating.
-    raw = struct.pack(">HBB", 0, 8, len(shape)) + struct.pack(f">{len(shape)}I", *shape) + body
+    raw = (
+        struct.pack(">HBB", 0, 8, len(shape))
+        + struct.pack(f">{len(shape)}I", *shape)
+        + body
+    )
     expected = int(np.prod(shape, dtype=object))
-    plausible = int(np.prod([max(n, 1) for n in shape], dtype=object)) <= data._MAX_BYTES
+    plausible = (
+        int(np.prod([max(n, 1) for n in shape], dtype=object)) <= data._MAX_BYTES
+    )
     if expected == len(body) and plausible:
         assert parse_idx(raw).shape == tuple(shape)
     else:
@@ -164,6 +216,7 @@ def test_random_gzip_payloads_only_raise_value_error(tail):
 
 
 # --- downloading from mirrors (a local server on 127.0.0.1) -------------------------------------
+
 
 class _Mirror(http.server.SimpleHTTPRequestHandler):
     """Serves files from `root`; `mode` makes it misbehave: 404 everything, or cut transfers."""
@@ -198,7 +251,9 @@ def serve():
     servers = []
 
     def start(root: Path, mode: str = "ok"):
-        handler = type("Handler", (_Mirror,), {"root": root, "mode": mode, "requests": []})
+        handler = type(
+            "Handler", (_Mirror,), {"root": root, "mode": mode, "requests": []}
+        )
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
@@ -243,10 +298,14 @@ def test_checksum_mismatch_on_download_leaves_nothing(tmp_path, serve):
     assert list(cache.iterdir()) == []  # no file, no temporary left behind
 
 
-def test_truncated_transfer_is_retried_elsewhere_and_leaves_nothing(mnist_dir, tmp_path, serve):
+def test_truncated_transfer_is_retried_elsewhere_and_leaves_nothing(
+    mnist_dir, tmp_path, serve
+):
     cut, _ = serve(mnist_dir, "truncate")
     cache = tmp_path / "cache"
-    with pytest.raises(MNISTNotFoundError, match="cut short|truncated|IncompleteRead") as info:
+    with pytest.raises(
+        MNISTNotFoundError, match="cut short|truncated|IncompleteRead"
+    ) as info:
         data.download(cache, mirrors=(cut,), timeout=10)
     assert "MNIST_CNN_DATA" in str(info.value)
     assert list(cache.iterdir()) == []
@@ -259,5 +318,7 @@ def test_offline_without_a_copy_says_where_it_looked(tmp_path, monkeypatch, serv
     with pytest.raises(MNISTNotFoundError) as info:
         load_data(mirrors=(dead,), timeout=5)
     message = str(info.value)
-    assert "MNIST_CNN_DATA" in message and str(tmp_path / "mnist_cnn" / "mnist") in message
+    assert (
+        "MNIST_CNN_DATA" in message and str(tmp_path / "mnist_cnn" / "mnist") in message
+    )
     assert "404" in message

@@ -8,12 +8,12 @@ import struct
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-from mnist_cnn import explore  # noqa: E402
-from mnist_cnn.data import FILES, MNISTNotFoundError, parse_idx  # noqa: E402
+from mnist_cnn import explore
+from mnist_cnn.data import FILES, MNISTNotFoundError, parse_idx
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +31,7 @@ def _small(seed: int = 0, n: int = 60, side: int = 5):
 
 # --- IDX headers ---------------------------------------------------------------------------------
 
+
 def test_read_header_agrees_with_the_parsed_files(mnist, mnist_dir):
     (x_train, y_train), (x_test, y_test) = mnist
     arrays = dict(zip(FILES, (x_train, y_train, x_test, y_test)))
@@ -38,7 +39,10 @@ def test_read_header_agrees_with_the_parsed_files(mnist, mnist_dir):
         info = explore.describe_header(explore.read_header(stem, mnist_dir))
         assert info["shape"] == arrays[stem].shape
         assert info["type_code"] == 0x08 and info["type"] == "unsigned byte"
-        assert info["ndim"] == arrays[stem].ndim and info["header_bytes"] == 4 + 4 * arrays[stem].ndim
+        assert (
+            info["ndim"] == arrays[stem].ndim
+            and info["header_bytes"] == 4 + 4 * arrays[stem].ndim
+        )
 
 
 @pytest.mark.parametrize("shape", [(3,), (2, 4, 5), (1, 2, 3, 4)])
@@ -52,7 +56,7 @@ def test_describe_header_matches_parse_idx(shape):
     assert len(lines) == 1 + len(shape)
     assert lines[0].startswith(header[:4].hex(" "))
     for i, size in enumerate(shape):
-        assert lines[1 + i].startswith(header[4 + 4 * i:8 + 4 * i].hex(" "))
+        assert lines[1 + i].startswith(header[4 + 4 * i : 8 + 4 * i].hex(" "))
         assert lines[1 + i].endswith(f"{size:,}")
 
 
@@ -79,12 +83,24 @@ def test_header_errors(tmp_path):
 
 # --- statistics ----------------------------------------------------------------------------------
 
+
 def test_class_counts_against_bincount(mnist):
     (_, y_train), (_, y_test) = mnist
     for y in (y_train, y_test):
         assert explore.class_counts(y).tolist() == np.bincount(y, minlength=10).tolist()
     # A class that never occurs still gets its zero.
-    assert explore.class_counts(np.array([1, 1, 3])).tolist() == [0, 2, 0, 1, 0, 0, 0, 0, 0, 0]
+    assert explore.class_counts(np.array([1, 1, 3])).tolist() == [
+        0,
+        2,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]
     with pytest.raises(ValueError, match="0..9"):
         explore.class_counts(np.array([0, 10]))
     with pytest.raises(ValueError, match="1-D integer"):
@@ -106,7 +122,9 @@ def test_class_means_add_up_to_the_overall_mean(mnist):
     (x_train, y_train), _ = mnist
     means = explore.class_mean_images(x_train, y_train)
     weights = explore.class_counts(y_train) / len(y_train)
-    np.testing.assert_allclose(np.tensordot(weights, means, axes=1), x_train.mean(axis=0) / 255, atol=1e-9)
+    np.testing.assert_allclose(
+        np.tensordot(weights, means, axes=1), x_train.mean(axis=0) / 255, atol=1e-9
+    )
 
 
 def test_pixel_value_counts_against_unique():
@@ -130,7 +148,9 @@ def test_always_empty():
 
 def test_always_empty_on_mnist(mnist):
     (x_train, _), _ = mnist
-    assert explore.always_empty_fraction(x_train) == pytest.approx((x_train.max(axis=0) == 0).mean())
+    assert explore.always_empty_fraction(x_train) == pytest.approx(
+        (x_train.max(axis=0) == 0).mean()
+    )
 
 
 def test_pca_against_svd():
@@ -143,7 +163,7 @@ def test_pca_against_svd():
     signs = np.sign(np.sum(directions * vt[:3], axis=1))
     np.testing.assert_allclose(directions, vt[:3] * signs[:, None], atol=1e-8)
     np.testing.assert_allclose(coords, (centred @ vt[:3].T) * signs, atol=1e-8)
-    np.testing.assert_allclose(ratio, s[:3] ** 2 / np.sum(s ** 2), atol=1e-10)
+    np.testing.assert_allclose(ratio, s[:3] ** 2 / np.sum(s**2), atol=1e-10)
     assert np.all(directions[np.arange(3), np.abs(directions).argmax(axis=1)] > 0)
     with pytest.raises(ValueError, match="components"):
         explore.pca(x, 0)
@@ -152,8 +172,12 @@ def test_pca_against_svd():
 def test_distances_and_most_unusual_against_a_loop():
     x, y = _small(3)
     means = explore.class_mean_images(x, y)
-    expected = np.array([np.linalg.norm(x[i] / 255.0 - means[y[i]]) for i in range(len(x))])
-    np.testing.assert_allclose(explore.distance_to_class_mean(x, y), expected, rtol=1e-5)
+    expected = np.array(
+        [np.linalg.norm(x[i] / 255.0 - means[y[i]]) for i in range(len(x))]
+    )
+    np.testing.assert_allclose(
+        explore.distance_to_class_mean(x, y), expected, rtol=1e-5
+    )
     top = explore.most_unusual(x, y, k=5)
     assert top.tolist() == np.argsort(-expected)[:5].tolist()
     with pytest.raises(ValueError, match="k must be"):
@@ -163,6 +187,7 @@ def test_distances_and_most_unusual_against_a_loop():
 
 
 # --- plots ---------------------------------------------------------------------------------------
+
 
 def test_plot_class_counts_bar_heights():
     counts = {"train": np.arange(10) * 3, "test": np.arange(10)[::-1]}
@@ -201,4 +226,6 @@ def test_plot_surface_and_pca():
     fig = explore.plot_pca(coords, y, ratio)
     np.testing.assert_allclose(fig.axes[0].collections[0].get_offsets(), coords)
     assert fig.axes[0].get_xlabel() == f"PC 1 ({ratio[0]:.0%} of the variance)"
-    assert sorted(t.get_text() for t in fig.axes[0].texts) == [str(c) for c in range(10)]
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == [
+        str(c) for c in range(10)
+    ]

@@ -25,7 +25,9 @@ def _probs(model: mnist_cnn.CNN, x: np.ndarray) -> np.ndarray:
 
 CONFIGS = [
     mnist_cnn.Config(conv_channels=(4, 6), dense=(8,)),
-    mnist_cnn.Config(conv_channels=(3, 5, 4), kernel_size=5, activation="gelu", pool="max", dense=()),
+    mnist_cnn.Config(
+        conv_channels=(3, 5, 4), kernel_size=5, activation="gelu", pool="max", dense=()
+    ),
 ]
 
 
@@ -40,7 +42,11 @@ def test_round_trip_matches_original(tmp_path, config):
     np.testing.assert_allclose(_probs(back, x), _probs(model, x), atol=5e-3)
     for name in ("kernel", "bias"):
         got = np.asarray(getattr(back.convs[0], name).get_value())
-        want = np.asarray(getattr(model.convs[0], name).get_value()).astype(np.float16).astype(np.float32)
+        want = (
+            np.asarray(getattr(model.convs[0], name).get_value())
+            .astype(np.float16)
+            .astype(np.float32)
+        )
         np.testing.assert_array_equal(got, want)
     assert float(back.mean.get_value()) == pytest.approx(0.13)
 
@@ -51,7 +57,11 @@ def test_description_lists_layers_in_forward_order():
     assert types == ["conv", "activation", "pool"] * 3 + ["flatten", "dense", "softmax"]
     assert spec["layers"][0]["kernel"]["shape"] == [5, 5, 1, 3]
     assert spec["layers"][2]["output"] == [14, 14, 3]
-    assert spec["layers"][8]["output"] == [3, 3, 4]  # 28 -> 14 -> 7 -> 3: odd sizes drop a row
+    assert spec["layers"][8]["output"] == [
+        3,
+        3,
+        4,
+    ]  # 28 -> 14 -> 7 -> 3: odd sizes drop a row
     assert spec["activation_params"] == {"approximate": True}
 
 
@@ -75,5 +85,9 @@ def test_cli_export_web(tmp_path):
     checkpoint = mnist_cnn.save(model, tmp_path / "m.npz")
     assert main(["export-web", str(checkpoint), str(tmp_path / "web" / "m.js")]) == 0
     x = np.random.default_rng(1).random((4, 28, 28), dtype=np.float32)
-    np.testing.assert_allclose(_probs(load_web(tmp_path / "web" / "m.js"), x), _probs(model, x), atol=5e-3)
-    assert not list((tmp_path / "web").glob("*.tmp"))  # written atomically, nothing left over
+    np.testing.assert_allclose(
+        _probs(load_web(tmp_path / "web" / "m.js"), x), _probs(model, x), atol=5e-3
+    )
+    assert not list(
+        (tmp_path / "web").glob("*.tmp")
+    )  # written atomically, nothing left over

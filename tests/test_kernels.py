@@ -13,7 +13,9 @@ RNG = np.random.default_rng(0)
 def test_apply_kernel_matches_scipy_same_correlation(name):
     image = RNG.random((9, 12)).astype(np.float32)
     k = kernels.get_kernel(name)
-    expected = scipy.signal.correlate2d(image, k, mode="same", boundary="fill", fillvalue=0)
+    expected = scipy.signal.correlate2d(
+        image, k, mode="same", boundary="fill", fillvalue=0
+    )
     got = kernels.apply_kernel(image, k)
     assert got.shape == image.shape
     np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -21,15 +23,21 @@ def test_apply_kernel_matches_scipy_same_correlation(name):
 
 def test_identity_returns_the_image_and_blurs_keep_a_flat_interior():
     image = RNG.random((7, 7)).astype(np.float32)
-    np.testing.assert_allclose(kernels.apply_kernel(image, kernels.get_kernel("identity")), image, atol=1e-6)
+    np.testing.assert_allclose(
+        kernels.apply_kernel(image, kernels.get_kernel("identity")), image, atol=1e-6
+    )
     flat = np.full((9, 9), 0.5, np.float32)
     for name in ("box blur", "Gaussian blur"):
         out = kernels.apply_kernel(flat, kernels.get_kernel(name))
-        np.testing.assert_allclose(out[2:-2, 2:-2], 0.5, atol=1e-6)  # blurs average: weights sum to 1
+        np.testing.assert_allclose(
+            out[2:-2, 2:-2], 0.5, atol=1e-6
+        )  # blurs average: weights sum to 1
         assert out[0, 0] < 0.5  # the zero padding darkens the corners
     for name in ("sharpen", "Sobel x", "Sobel y", "Laplacian"):
         out = kernels.apply_kernel(flat, kernels.get_kernel(name))
-        expected = 0.5 * kernels.get_kernel(name).sum()  # constant in, sum of weights times it out
+        expected = (
+            0.5 * kernels.get_kernel(name).sum()
+        )  # constant in, sum of weights times it out
         np.testing.assert_allclose(out[1:-1, 1:-1], expected, atol=1e-6)
 
 
@@ -38,18 +46,22 @@ def test_sobel_responds_to_edges_of_the_right_orientation():
     step[:, 3:] = 1.0  # dark left half, bright right half: a vertical edge
     gx = kernels.apply_kernel(step, kernels.get_kernel("Sobel x"))[1:-1, 1:-1]
     gy = kernels.apply_kernel(step, kernels.get_kernel("Sobel y"))[1:-1, 1:-1]
-    np.testing.assert_allclose(gx[:, 1:3], 4.0)   # the two columns either side of the edge: 1+2+1
+    np.testing.assert_allclose(
+        gx[:, 1:3], 4.0
+    )  # the two columns either side of the edge: 1+2+1
     np.testing.assert_allclose(gx[:, [0, 3]], 0.0)  # flat regions give nothing
-    np.testing.assert_allclose(gy, 0.0)             # no brightness change downwards
+    np.testing.assert_allclose(gy, 0.0)  # no brightness change downwards
     gy_t = kernels.apply_kernel(step.T, kernels.get_kernel("Sobel y"))[1:-1, 1:-1]
-    np.testing.assert_allclose(gy_t, gx.T)          # Sobel y is Sobel x turned a quarter
+    np.testing.assert_allclose(gy_t, gx.T)  # Sobel y is Sobel x turned a quarter
 
 
 def test_laplacian_of_a_single_dot():
     dot = np.zeros((5, 5), np.float32)
     dot[2, 2] = 1.0
     out = kernels.apply_kernel(dot, kernels.get_kernel("Laplacian"))
-    np.testing.assert_allclose(out[1:4, 1:4], kernels.get_kernel("Laplacian")[::-1, ::-1])
+    np.testing.assert_allclose(
+        out[1:4, 1:4], kernels.get_kernel("Laplacian")[::-1, ::-1]
+    )
     assert kernels.get_kernel("Gaussian blur").sum() == pytest.approx(1.0)
 
 
@@ -67,7 +79,9 @@ def test_bad_inputs_are_clear_errors():
 def test_sample_photo_and_to_grey():
     photo = kernels.sample_photo(64)
     assert photo.shape[1] == 64 and photo.ndim == 2
-    assert 0.0 <= photo.min() < 0.2 and 0.8 < photo.max() <= 1.0  # a real photograph's range
+    assert (
+        0.0 <= photo.min() < 0.2 and 0.8 < photo.max() <= 1.0
+    )  # a real photograph's range
     rgb = np.zeros((2, 2, 3), np.uint8)
     rgb[0, 0] = (255, 0, 0)
     rgb[1, 1] = (255, 255, 255)
@@ -75,10 +89,22 @@ def test_sample_photo_and_to_grey():
 
 
 def test_kernel_similarity_finds_planted_filters():
-    learned = np.stack([-2.5 * kernels.get_kernel("Sobel x"), kernels.get_kernel("Laplacian") + 3.0,
-                        RNG.normal(size=(3, 3))], axis=-1)[:, :, None, :]  # HWIO, 3 filters
+    learned = np.stack(
+        [
+            -2.5 * kernels.get_kernel("Sobel x"),
+            kernels.get_kernel("Laplacian") + 3.0,
+            RNG.normal(size=(3, 3)),
+        ],
+        axis=-1,
+    )[:, :, None, :]  # HWIO, 3 filters
     sim, names = kernels.kernel_similarity(learned)
-    assert sim.shape == (3, len(names)) and "Gaussian blur" not in names  # 5x5 is left out
-    assert names[int(np.argmax(sim[0]))] == "Sobel x" and sim[0].max() == pytest.approx(1.0)
-    assert names[int(np.argmax(sim[1]))] == "Laplacian" and sim[1].max() == pytest.approx(1.0)
+    assert (
+        sim.shape == (3, len(names)) and "Gaussian blur" not in names
+    )  # 5x5 is left out
+    assert names[int(np.argmax(sim[0]))] == "Sobel x" and sim[0].max() == pytest.approx(
+        1.0
+    )
+    assert names[int(np.argmax(sim[1]))] == "Laplacian" and sim[
+        1
+    ].max() == pytest.approx(1.0)
     assert np.all(sim <= 1.0 + 1e-9)

@@ -15,7 +15,7 @@ def _expected_counts(config: Config) -> dict[str, int]:
     """Parameter counts from the textbook formulas: k*k*c_in*c_out + c_out, n_in*n_out + n_out."""
     counts, c_in, side = {}, 1, 28
     for i, c_out in enumerate(config.conv_channels, start=1):
-        counts[f"conv{i}"] = config.kernel_size ** 2 * c_in * c_out + c_out
+        counts[f"conv{i}"] = config.kernel_size**2 * c_in * c_out + c_out
         c_in, side = c_out, side // 2
     n_in = side * side * c_in
     for i, n_out in enumerate(config.dense, start=1):
@@ -25,8 +25,14 @@ def _expected_counts(config: Config) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("config", [Config(), Config(conv_channels=(8, 16, 32), kernel_size=5, dense=(64, 32)),
-                                    Config(conv_channels=(4,), dense=())])
+@pytest.mark.parametrize(
+    "config",
+    [
+        Config(),
+        Config(conv_channels=(8, 16, 32), kernel_size=5, dense=(64, 32)),
+        Config(conv_channels=(4,), dense=()),
+    ],
+)
 def test_parameter_counts_match_the_formulas(config):
     model = CNN(config, rngs=nnx.Rngs(0))
     assert param_counts(model) == _expected_counts(config)
@@ -45,8 +51,21 @@ def test_output_and_feature_shapes():
     assert feats["pool3"].shape == (5, 3, 3, 24)  # 7 // 2: the odd edge is dropped
     assert feats["flatten"].shape == (5, 3 * 3 * 24)
     assert feats["dense1"].shape == (5, 50)
-    assert list(feats) == ["input", "conv1", "act1", "pool1", "conv2", "act2", "pool2", "conv3",
-                           "act3", "pool3", "flatten", "dense1", "logits"]
+    assert list(feats) == [
+        "input",
+        "conv1",
+        "act1",
+        "pool1",
+        "conv2",
+        "act2",
+        "pool2",
+        "conv3",
+        "act3",
+        "pool3",
+        "flatten",
+        "dense1",
+        "logits",
+    ]
     shapes = layer_shapes(model, batch=5)
     assert shapes == {name: a.shape for name, a in feats.items()}
     # (N, 28, 28) input without the channel axis gives the same logits.
@@ -76,16 +95,25 @@ def test_pool2x2_matches_a_direct_window_loop(kind, reduce):
     want = np.empty((2, 3, 3, 3), np.float32)
     for i in range(3):
         for j in range(3):
-            want[:, i, j] = reduce(x[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2], axis=(1, 2))
+            want[:, i, j] = reduce(
+                x[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2], axis=(1, 2)
+            )
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(activation="swish"), "activation"), (dict(pool="median"), "pool"),
-    (dict(conv_channels=()), "conv_channels"), (dict(kernel_size=4), "odd"),
-    (dict(conv_channels=(2, 2, 2, 2, 2)), "shrink"), (dict(epochs=0), "epochs"),
-    (dict(learning_rate=-1.0), "learning_rate"), (dict(dropout=1.0), "dropout"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(activation="swish"), "activation"),
+        (dict(pool="median"), "pool"),
+        (dict(conv_channels=()), "conv_channels"),
+        (dict(kernel_size=4), "odd"),
+        (dict(conv_channels=(2, 2, 2, 2, 2)), "shrink"),
+        (dict(epochs=0), "epochs"),
+        (dict(learning_rate=-1.0), "learning_rate"),
+        (dict(dropout=1.0), "dropout"),
+    ],
+)
 def test_bad_configs_are_rejected_clearly(bad, message):
     with pytest.raises(ValueError, match=message):
         Config(**bad)
@@ -100,7 +128,17 @@ def test_config_json_round_trip_and_unknown_fields():
 
 def test_layer_shapes_follow_the_forward_order():
     model = CNN(Config(conv_channels=(4, 8), dense=(16,)), rngs=nnx.Rngs(0))
-    assert list(layer_shapes(model)) == ["input", "conv1", "act1", "pool1", "conv2", "act2", "pool2",
-                                         "flatten", "dense1", "logits"]
+    assert list(layer_shapes(model)) == [
+        "input",
+        "conv1",
+        "act1",
+        "pool1",
+        "conv2",
+        "act2",
+        "pool2",
+        "flatten",
+        "dense1",
+        "logits",
+    ]
     rows = [line.split()[0] for line in summary(model).splitlines()[1:-1]]
     assert rows == list(layer_shapes(model))

@@ -16,8 +16,13 @@ def lax_conv(x, w, b, stride, padding):
     sh, sw = (stride, stride) if np.ndim(stride) == 0 else stride
     ph, pw = (padding, padding) if np.ndim(padding) == 0 else padding
     out = jax.lax.conv_general_dilated(
-        jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32), (sh, sw), [(ph, ph), (pw, pw)],
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST)
+        jnp.asarray(x, jnp.float32),
+        jnp.asarray(w, jnp.float32),
+        (sh, sw),
+        [(ph, ph), (pw, pw)],
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=jax.lax.Precision.HIGHEST,
+    )
     return np.asarray(out) + b
 
 
@@ -42,20 +47,34 @@ CASES = [random_case(np.random.default_rng(seed)) for seed in range(12)]
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_conv_matches_lax(fn, case):
     x, w, b, stride, padding = CASES[case]
-    np.testing.assert_allclose(fn(x, w, b, stride, padding), lax_conv(x, w, b, stride, padding),
-                               atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(
+        fn(x, w, b, stride, padding),
+        lax_conv(x, w, b, stride, padding),
+        atol=1e-4,
+        rtol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("case", [4, 7])
 def test_conv_matches_flax_conv_with_same_weights(case):
     x, w, b, stride, padding = CASES[case]
-    layer = nnx.Conv(w.shape[2], w.shape[3], w.shape[:2], strides=stride,
-                     padding=[(padding[0], padding[0]), (padding[1], padding[1])], rngs=nnx.Rngs(0))
+    layer = nnx.Conv(
+        w.shape[2],
+        w.shape[3],
+        w.shape[:2],
+        strides=stride,
+        padding=[(padding[0], padding[0]), (padding[1], padding[1])],
+        rngs=nnx.Rngs(0),
+    )
     layer.kernel[...] = jnp.asarray(w, jnp.float32)
     layer.bias[...] = jnp.asarray(b, jnp.float32)
     expected = np.asarray(layer(jnp.asarray(x, jnp.float32)))
-    np.testing.assert_allclose(ops.conv2d(x, w, b, stride, padding), expected, atol=1e-3)
-    np.testing.assert_allclose(ops.conv2d_im2col(x, w, b, stride, padding), expected, atol=1e-3)
+    np.testing.assert_allclose(
+        ops.conv2d(x, w, b, stride, padding), expected, atol=1e-3
+    )
+    np.testing.assert_allclose(
+        ops.conv2d_im2col(x, w, b, stride, padding), expected, atol=1e-3
+    )
 
 
 def test_single_image_layouts_and_hand_computed_value():
@@ -69,8 +88,10 @@ def test_single_image_layouts_and_hand_computed_value():
     # (H, W, C) in -> (H', W', C_out) out, equal to the batched call.
     xc = RNG.normal(size=(6, 7, 2))
     wc = RNG.normal(size=(3, 3, 2, 4))
-    np.testing.assert_allclose(ops.conv2d(xc, wc, stride=2, padding=1),
-                               ops.conv2d(xc[None], wc, stride=2, padding=1)[0])
+    np.testing.assert_allclose(
+        ops.conv2d(xc, wc, stride=2, padding=1),
+        ops.conv2d(xc[None], wc, stride=2, padding=1)[0],
+    )
 
 
 def test_im2col_rows_are_windows():
@@ -82,8 +103,17 @@ def test_im2col_rows_are_windows():
     np.testing.assert_array_equal(cols[0, 1 * 7 + 4], xp[0, 2:5, 4:6, :].ravel())
 
 
-@pytest.mark.parametrize("n,k,s,p", [(28, 3, 1, 1), (5, 3, 2, 1), (7, 3, 2, 0), (32, 5, 1, 2),
-                                     (10, 4, 3, 0), (227, 11, 4, 0)])
+@pytest.mark.parametrize(
+    "n,k,s,p",
+    [
+        (28, 3, 1, 1),
+        (5, 3, 2, 1),
+        (7, 3, 2, 0),
+        (32, 5, 1, 2),
+        (10, 4, 3, 0),
+        (227, 11, 4, 0),
+    ],
+)
 def test_conv_output_size_matches_lax_shape(n, k, s, p):
     shape = lax_conv(np.zeros((1, n, n, 1)), np.zeros((k, k, 1, 1)), 0, s, p).shape
     assert ops.conv_output_size(n, k, s, p) == shape[1]
@@ -91,11 +121,15 @@ def test_conv_output_size_matches_lax_shape(n, k, s, p):
 
 def test_conv_output_size_errors_say_what_to_change():
     with pytest.raises(ValueError, match="not divisible by stride 2.*stride=1"):
-        ops.conv_output_size(6, 3, 2, 1)  # 6 + 2 - 3 = 5 leaves one row over; no padding helps
+        ops.conv_output_size(
+            6, 3, 2, 1
+        )  # 6 + 2 - 3 = 5 leaves one row over; no padding helps
     with pytest.raises(ValueError, match="not divisible by stride 3.*padding=3"):
         ops.conv_output_size(6, 3, 3, 1)  # 6 + 6 - 3 = 9 is divisible by 3
-    assert ops.conv_output_size(6, 3, 2, 1, strict=False) == lax_conv(
-        np.zeros((1, 6, 6, 1)), np.zeros((3, 3, 1, 1)), 0, 2, 1).shape[1]
+    assert (
+        ops.conv_output_size(6, 3, 2, 1, strict=False)
+        == lax_conv(np.zeros((1, 6, 6, 1)), np.zeros((3, 3, 1, 1)), 0, 2, 1).shape[1]
+    )
     with pytest.raises(ValueError, match="does not fit"):
         ops.conv_output_size(2, 5)
     with pytest.raises(ValueError, match="stride"):
@@ -114,11 +148,15 @@ def test_bad_shapes_are_clear_errors():
 def test_layer_costs_count_the_weights_of_real_layers():
     cost = ops.conv_layer_cost((28, 28, 1), 16, 3, padding=1)
     layer = nnx.Conv(1, 16, (3, 3), padding=1, rngs=nnx.Rngs(0))
-    assert cost.parameters == layer.kernel.get_value().size + layer.bias.get_value().size
+    assert (
+        cost.parameters == layer.kernel.get_value().size + layer.bias.get_value().size
+    )
     assert cost.output_shape == layer(jnp.zeros((1, 28, 28, 1))).shape[1:]
     assert cost.multiply_adds == 28 * 28 * 16 * 9
     dense = ops.dense_layer_cost(28 * 28, int(np.prod(cost.output_shape)))
-    lin = nnx.eval_shape(lambda: nnx.Linear(784, 28 * 28 * 16, rngs=nnx.Rngs(0)))  # shapes only
+    lin = nnx.eval_shape(
+        lambda: nnx.Linear(784, 28 * 28 * 16, rngs=nnx.Rngs(0))
+    )  # shapes only
     assert dense.parameters == lin.kernel.get_value().size + lin.bias.get_value().size
 
 
@@ -129,12 +167,21 @@ def reference_pool(x, size, stride, kind):
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@pytest.mark.parametrize("shape,size,stride", [((2, 6, 6, 3), 2, 2), ((1, 7, 5, 2), 3, 2),
-                                               ((1, 8, 8, 1), 2, 1), ((3, 5, 9, 2), 3, 3)])
+@pytest.mark.parametrize(
+    "shape,size,stride",
+    [
+        ((2, 6, 6, 3), 2, 2),
+        ((1, 7, 5, 2), 3, 2),
+        ((1, 8, 8, 1), 2, 1),
+        ((3, 5, 9, 2), 3, 3),
+    ],
+)
 def test_pooling_matches_flax(kind, shape, size, stride):
     x = RNG.normal(size=shape).astype(np.float32)
     fn = ops.max_pool2d if kind == "max" else ops.avg_pool2d
-    np.testing.assert_allclose(fn(x, size, stride), reference_pool(x, size, stride, kind), atol=1e-6)
+    np.testing.assert_allclose(
+        fn(x, size, stride), reference_pool(x, size, stride, kind), atol=1e-6
+    )
 
 
 def test_pooling_default_stride_and_2d_input():

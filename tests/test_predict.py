@@ -17,14 +17,21 @@ def test_probability_shapes_and_sums(tiny_model, mnist):
     np.testing.assert_allclose(many.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(one, many[0], rtol=1e-5)
     # uint8 pixels and floats in [0, 1] are the same input.
-    np.testing.assert_allclose(predict(tiny_model, x_test[:7] / 255.0), many, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        predict(tiny_model, x_test[:7] / 255.0), many, rtol=1e-5, atol=1e-7
+    )
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((28, 27)), "shape"), (np.zeros((2, 3, 28, 28)), "shape"),
-    (np.full((28, 28), np.nan), "NaN"), (np.full((28, 28), 2.0), r"\[0, 1\]"),
-    (np.array(["a"] * 784).reshape(28, 28), "numeric"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((28, 27)), "shape"),
+        (np.zeros((2, 3, 28, 28)), "shape"),
+        (np.full((28, 28), np.nan), "NaN"),
+        (np.full((28, 28), 2.0), r"\[0, 1\]"),
+        (np.array(["a"] * 784).reshape(28, 28), "numeric"),
+    ],
+)
 def test_bad_arrays_are_clear_errors(tiny_model, bad, message):
     with pytest.raises(ValueError, match=message):
         predict(tiny_model, bad)
@@ -51,9 +58,11 @@ def test_image_files_are_preprocessed_and_classified(tiny_model, mnist, tmp_path
 
 def test_preprocessing_follows_the_mnist_recipe(mnist, tmp_path):
     _, (x_test, _) = mnist
-    out, steps = preprocess_image(_digit_file(tmp_path / "d.png", x_test[3]), steps=True)
+    out, steps = preprocess_image(
+        _digit_file(tmp_path / "d.png", x_test[3]), steps=True
+    )
     assert out.shape == (28, 28) and out.dtype == np.float32
-    assert 0 <= out.min() and out.max() <= 1
+    assert out.min() >= 0 and out.max() <= 1
     assert steps["inverted"].mean() < 0.5  # dark background after inversion
     assert max(steps["scaled"].shape) == 20
     ys, xs = np.indices(out.shape)

@@ -35,42 +35,59 @@ def mnist_pca(mnist_14):
 def test_statistics_come_from_the_training_set_only():
     train, test = correlated(500), correlated(200) + 3.0
     sub = pp.MeanSubtraction().fit(train)
-    np.testing.assert_allclose(sub.transform(test), test - train.mean(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        sub.transform(test), test - train.mean(axis=0), rtol=1e-5, atol=1e-5
+    )
     before = sub.mean.copy()
     sub.transform(test)
     np.testing.assert_array_equal(sub.mean, before)  # transforming never refits
     norm = pp.Normalisation().fit(train)
     out = norm.transform(train)
     assert abs(out.mean()) < 1e-5 and abs(out.std() - 1) < 1e-4
-    np.testing.assert_allclose(norm.transform(test), (test - train.mean()) / train.std(), rtol=1e-4)
+    np.testing.assert_allclose(
+        norm.transform(test), (test - train.mean()) / train.std(), rtol=1e-4
+    )
     # The test set's own mean is NOT removed: its transformed mean is the shift we added.
-    assert sub.transform(test).mean() == pytest.approx(test.mean() - train.mean(), abs=1e-4)
+    assert sub.transform(test).mean() == pytest.approx(
+        test.mean() - train.mean(), abs=1e-4
+    )
     with pytest.raises(ValueError, match="fit"):
         pp.Whitening().transform(test)
 
 
 def test_mean_image_and_uint8_scaling(mnist_14):
     x = mnist_14
-    np.testing.assert_allclose(pp.mean_image(x), x.astype(np.float64).mean(axis=0) / 255)
+    np.testing.assert_allclose(
+        pp.mean_image(x), x.astype(np.float64).mean(axis=0) / 255
+    )
     per_pixel = pp.Normalisation(per_pixel=True).fit(x)
-    assert np.all(np.isfinite(per_pixel.transform(x)))  # the empty border does not divide by zero
+    assert np.all(
+        np.isfinite(per_pixel.transform(x))
+    )  # the empty border does not divide by zero
 
 
 def test_pca_matches_numpy_svd(mnist_14, mnist_pca):
     x = pp.as_vectors(mnist_14)
     pca = mnist_pca
     singular = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
-    np.testing.assert_allclose(pca.variances[:50], singular[:50] ** 2 / len(x), rtol=1e-6)
+    np.testing.assert_allclose(
+        pca.variances[:50], singular[:50] ** 2 / len(x), rtol=1e-6
+    )
     np.testing.assert_allclose(pca.explained_variance_ratio.sum(), 1.0)
     assert np.all(np.diff(pca.variances) <= 1e-12)  # sorted, largest first
-    np.testing.assert_allclose(pca.components @ pca.components.T, np.eye(196), atol=1e-8)
+    np.testing.assert_allclose(
+        pca.components @ pca.components.T, np.eye(196), atol=1e-8
+    )
     # All components rebuild the images exactly.
-    np.testing.assert_allclose(pca.reconstruct(pca.transform(mnist_14[:5])), mnist_14[:5] / 255,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        pca.reconstruct(pca.transform(mnist_14[:5])), mnist_14[:5] / 255, atol=1e-5
+    )
     # Keeping k components loses exactly the variance of the others (mean squared error).
     k = 30
     recon = pca.reconstruct(pca.transform(mnist_14)[:, :k]).reshape(len(x), -1)
-    assert np.mean(np.sum((recon - x) ** 2, axis=1)) == pytest.approx(pca.variances[k:].sum(), rel=1e-4)
+    assert np.mean(np.sum((recon - x) ** 2, axis=1)) == pytest.approx(
+        pca.variances[k:].sum(), rel=1e-4
+    )
 
 
 @pytest.mark.parametrize("method", ["pca", "zca"])
@@ -89,8 +106,10 @@ def test_zca_is_symmetric_and_stays_close_to_the_image():
     assert not np.allclose(pca.W, pca.W.T)
     # Among all whitening matrices, ZCA changes the (centred) data the least (Kessy et al. 2018).
     centred = pp.as_vectors(x) - pp.as_vectors(x).mean(axis=0)
-    dist = {name: np.mean((w.transform(x).reshape(len(x), -1) - centred) ** 2)
-            for name, w in (("zca", zca), ("pca", pca))}
+    dist = {
+        name: np.mean((w.transform(x).reshape(len(x), -1) - centred) ** 2)
+        for name, w in (("zca", zca), ("pca", pca))
+    }
     assert dist["zca"] < dist["pca"]
 
 
@@ -99,10 +118,15 @@ def test_epsilon_shrinks_small_directions_on_mnist(mnist_14, mnist_pca):
     eps = 0.1
     white = pp.Whitening("pca", eps).fit(x)
     pca = mnist_pca
-    np.testing.assert_allclose(pp.Whitening.from_pca(pca, "pca", eps).transform(x[:50]),
-                               white.transform(x[:50]), atol=1e-5)
+    np.testing.assert_allclose(
+        pp.Whitening.from_pca(pca, "pca", eps).transform(x[:50]),
+        white.transform(x[:50]),
+        atol=1e-5,
+    )
     expected = pca.variances / (pca.variances + eps)
-    np.testing.assert_allclose(np.diag(pp.covariance(white.transform(x))), expected, atol=1e-4)
+    np.testing.assert_allclose(
+        np.diag(pp.covariance(white.transform(x))), expected, atol=1e-4
+    )
     with pytest.raises(ValueError, match="epsilon"):
         pp.Whitening("zca", 0.0).fit(x)
 
@@ -110,11 +134,19 @@ def test_epsilon_shrinks_small_directions_on_mnist(mnist_14, mnist_pca):
 def test_training_without_model_scaling_matches_fit(mnist_small):
     x_train, y_train, x_test, y_test = mnist_small
     config = mnist_cnn.Config(conv_channels=(4,), dense=(), epochs=1, batch_size=50)
-    _, history = mnist_cnn.fit(config, data=((x_train, y_train), (x_test, y_test)), progress=False)
+    _, history = mnist_cnn.fit(
+        config, data=((x_train, y_train), (x_test, y_test)), progress=False
+    )
     # Standardise by hand exactly as `fit` does inside the model: the runs must then agree.
     norm = pp.Normalisation().fit(x_train)
-    result = pp.train_on_preprocessed(norm.transform(x_train), y_train, norm.transform(x_test), y_test,
-                                      config, log_every=5)
+    result = pp.train_on_preprocessed(
+        norm.transform(x_train),
+        y_train,
+        norm.transform(x_test),
+        y_test,
+        config,
+        log_every=5,
+    )
     assert result["loss"].mean() == pytest.approx(history.loss[0], abs=2e-3)
     assert result["test_accuracy"] == pytest.approx(history.test_accuracy[0], abs=0.01)
     assert len(result["steps"]) == 1000 // 50 // 5

@@ -9,7 +9,9 @@ from flax import nnx
 
 from mnist_cnn import Config, evaluate, fit
 
-SMALL = Config(conv_channels=(8, 16), dense=(32,), epochs=2, train_size=5000, batch_size=50)
+SMALL = Config(
+    conv_channels=(8, 16), dense=(32,), epochs=2, train_size=5000, batch_size=50
+)
 
 
 def _weights(model) -> list[np.ndarray]:
@@ -23,10 +25,14 @@ def test_a_short_run_learns(mnist):
     assert history.epoch == [1, 2]
     assert history.loss[1] < history.loss[0]
     assert history.test_accuracy[-1] > 0.90
-    assert history.test_accuracy[-1] == pytest.approx(evaluate(model, x_test[:2000], y_test[:2000]))
+    assert history.test_accuracy[-1] == pytest.approx(
+        evaluate(model, x_test[:2000], y_test[:2000])
+    )
     assert 0 < history.seconds[0] <= history.seconds[1]
     # The input statistics come from the training images only.
-    assert float(model.mean[...]) == pytest.approx(x_train[:5000].mean() / 255, rel=1e-4)
+    assert float(model.mean[...]) == pytest.approx(
+        x_train[:5000].mean() / 255, rel=1e-4
+    )
 
 
 def test_same_seed_same_weights_other_seed_other_weights(mnist):
@@ -44,9 +50,15 @@ def test_same_seed_same_weights_other_seed_other_weights(mnist):
 def test_validation_split_keeps_the_test_set_unseen(mnist):
     (x_train, y_train), (x_test, y_test) = mnist
     data = ((x_train[:1200], y_train[:1200]), (x_test, y_test))
-    model, history = fit(SMALL.replace(epochs=1, validation_size=200, train_size=None), data, progress=False)
+    model, history = fit(
+        SMALL.replace(epochs=1, validation_size=200, train_size=None),
+        data,
+        progress=False,
+    )
     assert history.evaluated_on == "validation"
-    assert history.test_accuracy[-1] == pytest.approx(evaluate(model, x_train[1000:1200], y_train[1000:1200]))
+    assert history.test_accuracy[-1] == pytest.approx(
+        evaluate(model, x_train[1000:1200], y_train[1000:1200])
+    )
 
 
 def test_evaluate_counts_the_last_partial_batch(tiny_model, mnist):
@@ -67,4 +79,8 @@ def test_evaluate_rejects_mismatched_inputs(tiny_model, mnist):
 def test_batch_larger_than_data_is_a_clear_error(mnist):
     (x_train, y_train), test = mnist
     with pytest.raises(ValueError, match="batch_size"):
-        fit(SMALL.replace(batch_size=500), ((x_train[:100], y_train[:100]), test), progress=False)
+        fit(
+            SMALL.replace(batch_size=500),
+            ((x_train[:100], y_train[:100]), test),
+            progress=False,
+        )

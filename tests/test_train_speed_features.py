@@ -16,8 +16,9 @@ def _shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """`image` (H, W, C) moved down by dy and right by dx, zero-filled: the reference for random_shift."""
     h, w, _ = image.shape
     out = np.zeros_like(image)
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        image[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
     return out
 
 
@@ -29,8 +30,12 @@ def test_random_shift_moves_each_image_by_at_most_shift_pixels(shift):
     assert out.shape == x.shape
     offsets = []
     for image, moved in zip(x, out):
-        matches = [(dy, dx) for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)
-                   if np.array_equal(moved, _shifted(image, dy, dx))]
+        matches = [
+            (dy, dx)
+            for dy in range(-shift, shift + 1)
+            for dx in range(-shift, shift + 1)
+            if np.array_equal(moved, _shifted(image, dy, dx))
+        ]
         # Random pixels make every offset distinguishable: exactly one must match.
         assert len(matches) == 1
         offsets.append(matches[0])
@@ -66,10 +71,15 @@ def test_train_step_with_shift_uses_the_labels_of_the_batch():
 def test_shift_augmented_fit_is_deterministic_and_records_wall_time(mnist):
     (x_train, y_train), (x_test, y_test) = mnist
     data = ((x_train[:600], y_train[:600]), (x_test[:200], y_test[:200]))
-    config = Config(conv_channels=(4, 8), dense=(16,), epochs=2, batch_size=100, shift=1)
+    config = Config(
+        conv_channels=(4, 8), dense=(16,), epochs=2, batch_size=100, shift=1
+    )
     a, history = fit(config, data, progress=False)
     b, _ = fit(config, data, progress=False)
-    for wa, wb in zip(jax.tree.leaves(nnx.state(a, nnx.Param)), jax.tree.leaves(nnx.state(b, nnx.Param))):
+    for wa, wb in zip(
+        jax.tree.leaves(nnx.state(a, nnx.Param)),
+        jax.tree.leaves(nnx.state(b, nnx.Param)),
+    ):
         np.testing.assert_array_equal(np.asarray(wa), np.asarray(wb))
     # Wall time counts from the call of fit and includes evaluation, so it exceeds the loop time.
     assert len(history.wall_seconds) == 2
@@ -87,7 +97,9 @@ def test_compilation_cache_folder_is_in_the_user_cache(monkeypatch, tmp_path):
     assert folder.parent == tmp_path / "mnist_cnn" and folder.name.startswith("jax-")
 
 
-def test_compilation_cache_respects_opt_out_and_an_existing_setting(monkeypatch, tmp_path):
+def test_compilation_cache_respects_opt_out_and_an_existing_setting(
+    monkeypatch, tmp_path
+):
     before = jax.config.jax_compilation_cache_dir
     try:
         monkeypatch.setenv(T.CACHE_ENV_VAR, "0")

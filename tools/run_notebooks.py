@@ -19,7 +19,6 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -44,8 +43,11 @@ def _drop_widget_state(nb) -> None:
     Stored widget state makes the rendered page load require.js and the widget library from a
     CDN; a static book shows the bar's final text instead, which also works offline.
     """
-    state = (nb.metadata.pop("widgets", None) or {}).get(
-        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    state = (
+        (nb.metadata.pop("widgets", None) or {})
+        .get("application/vnd.jupyter.widget-state+json", {})
+        .get("state", {})
+    )
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
@@ -58,8 +60,12 @@ def _drop_widget_state(nb) -> None:
 def run(path: Path, timeout: int = 600) -> bool:
     """Execute one notebook; write it back only if every cell succeeded."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     start = time.perf_counter()
     try:
         client.execute()
@@ -67,12 +73,19 @@ def run(path: Path, timeout: int = 600) -> bool:
         print(f"FAILED {path}:\n{err}", file=sys.stderr)
         return False
     _drop_widget_state(nb)
-    stderr = [o.get("text", "") for c in nb.cells if c.cell_type == "code"
-              for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    stderr = [
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("name") == "stderr"
+    ]
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb")
     os.close(fd)
     nbformat.write(nb, tmp)
-    os.chmod(tmp, path.stat().st_mode)  # mkstemp files are 0600; keep the notebook's mode
+    os.chmod(
+        tmp, path.stat().st_mode
+    )  # mkstemp files are 0600; keep the notebook's mode
     os.replace(tmp, path)
     note = f" (stderr in {len(stderr)} outputs: check them)" if stderr else ""
     print(f"ok {path} in {time.perf_counter() - start:.1f} s{note}")
