@@ -1,13 +1,14 @@
 # Two commands do everything (see README.md):
 #   make all   - create .venv, install, train the default CNN, build the book to _build/html
-#   make test  - the whole test suite: book build (warnings are errors), unit tests, nbval
+#   make test  - the whole test suite: ruff, book build (warnings are errors), unit tests, nbval
+#   make lab   - open the chapters in JupyterLab, with .venv's Python as the notebooks' kernel
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 JOBS ?= 2
 export PYTHONHASHSEED := 0
 
-.PHONY: all install train book test clean
+.PHONY: all install train book lint test lab clean
 
 all: train book
 
@@ -35,9 +36,18 @@ $(WEB_MODEL): $(VENV)/.installed $(wildcard mnist_cnn/*.py)
 book: install $(WEB_MODEL)
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going .
 
-test: book
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint book
 	$(PY) -m pytest -n $(JOBS) --dist loadscope --nbval --nbval-current-env \
 		--nbval-sanitize-with nbval_sanitize.cfg tests chapters
+
+# jupyter_client runs the default "python3" kernel with the Python that runs JupyterLab, so the
+# notebooks import this .venv's mnist_cnn; jupyterlab-myst renders their MyST markup.
+lab: install
+	$(VENV)/bin/jupyter lab chapters/
 
 clean:
 	rm -rf _build $(WEB_MODEL)

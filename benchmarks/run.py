@@ -1,17 +1,19 @@
-"""Side-by-side MNIST benchmark: our default and best presets, Keras `mnist_convnet`, PyTorch `examples/mnist`.
+"""Side-by-side MNIST benchmark: our default and best presets against two peers.
+
+The peers: Keras `mnist_convnet` and PyTorch `examples/mnist`.
 
 Run from the repository root with a Python that has the package and the peers installed:
 
-    python3 -m venv /work/venv-bench
-    /work/venv-bench/bin/pip install -r requirements.txt -r benchmarks/requirements-peers.txt
-    /work/venv-bench/bin/pip install --no-deps -e .
-    MNIST_CNN_DATA=/path/to/mnist /work/venv-bench/bin/python benchmarks/run.py            # full
-    MNIST_CNN_DATA=/path/to/mnist /work/venv-bench/bin/python benchmarks/run.py --quick    # smoke
+    python3 -m venv /work/venv-bench /work/venv-bench/bin/pip install -r
+    requirements.txt -r benchmarks/requirements-peers.txt /work/venv-bench/bin/pip
+    install --no-deps -e . MNIST_CNN_DATA=/path/to/mnist /work/venv-bench/bin/python
+    benchmarks/run.py            # full MNIST_CNN_DATA=/path/to/mnist
+    /work/venv-bench/bin/python benchmarks/run.py --quick    # smoke
 
 Every trial runs in a fresh subprocess, so interpreter start, imports, data loading and
-compilation count towards "time to X" exactly as a user waits for them. Recipes are interleaved
-(the order rotates every repeat) so that a change in machine load hits all of them alike.
-See benchmarks/README.md for the meaning of every column.
+compilation count towards "time to X" exactly as a user waits for them. Recipes are
+interleaved (the order rotates every repeat) so that a change in machine load hits all
+of them alike. See benchmarks/README.md for the meaning of every column.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ THRESHOLDS = (0.98, 0.99, 0.995)
 HERE = Path(__file__).resolve().parent
 
 
-# ----------------------------------------------------------------------------- trials (children)
+# --- trials (children) ----------------------------------------------------------------
 
 
 def _peak_rss_mb() -> float:
@@ -43,9 +45,13 @@ def _peak_rss_mb() -> float:
 
 
 def _trial_ours(preset: str, seed: int, epochs: int) -> dict:
-    """Our `fit` on a preset; per-epoch test accuracy where the preset evaluates on the test set."""
-    from mnist_cnn import PRESETS, evaluate, fit, load_data
+    """Our `fit` on a preset; per-epoch test accuracy when it uses the test set."""
+    from mnist_cnn import PRESETS, enable_compilation_cache, evaluate, fit, load_data
 
+    # As `python -m mnist_cnn train` does: the persistent compilation cache, opt-in
+    # since importing the package stopped turning it on (MNIST_CNN_JAX_CACHE=0 still
+    # disables it).
+    enable_compilation_cache()
     data = load_data()
     config = PRESETS[preset].replace(seed=seed)
     if epochs:
@@ -62,14 +68,14 @@ def _trial_ours(preset: str, seed: int, epochs: int) -> dict:
     loop = [b - a for a, b in zip([0.0, *history.seconds], history.seconds)]
     epochs_out = []
     for i, epoch in enumerate(history.epoch):
-        # A preset with a validation split never looks at the test set during training, so its
-        # test accuracy exists only for the final model.
+        # A preset with a validation split never looks at the test set during training,
+        # so its test accuracy exists only for the final model.
         on_test = history.evaluated_on == "test"
         epochs_out.append(
             {
                 "epoch": epoch,
                 "t": called + history.wall_seconds[i],
-                "test_accuracy": history.test_accuracy[i] if on_test else None,
+                "test_accuracy": history.eval_accuracy[i] if on_test else None,
                 "loop_seconds": loop[i],
                 "images": train_images,
             }
@@ -83,7 +89,7 @@ def _trial_ours(preset: str, seed: int, epochs: int) -> dict:
 
 
 def _trial_keras(seed: int, epochs: int, train_size: int | None) -> dict:
-    """The Keras `mnist_convnet` example, unchanged except for the data source and the epoch cap."""
+    """The Keras `mnist_convnet` example, unchanged but for data source and epochs."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
     import numpy as np
@@ -115,7 +121,7 @@ def _trial_keras(seed: int, epochs: int, train_size: int | None) -> dict:
     )
 
     class Clock(keras.callbacks.Callback):
-        """Training-loop time of an epoch: first batch start to last batch end (no validation)."""
+        """Training-loop time of an epoch: first batch start to last batch end."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self.start = self.end = time.perf_counter()
@@ -127,8 +133,8 @@ def _trial_keras(seed: int, epochs: int, train_size: int | None) -> dict:
     total = 15 if not epochs else min(epochs, 15)
     out = []
     for epoch in range(total):
-        # One fit call per epoch so the test set can be scored after each (the example scores it
-        # once at the end); the optimizer state carries over between calls.
+        # One fit call per epoch so the test set can be scored after each (the example
+        # scores it once at the end); the optimizer state carries over between calls.
         model.fit(
             x_train,
             y_train,
@@ -159,7 +165,7 @@ def _trial_keras(seed: int, epochs: int, train_size: int | None) -> dict:
 
 
 def _trial_pytorch(seed: int, epochs: int, train_size: int | None) -> dict:
-    """PyTorch `examples/mnist` (main.py) on the CPU, unchanged except for the data source and epoch cap."""
+    """PyTorch `examples/mnist` (main.py) on the CPU, unchanged but data and epochs."""
     import numpy as np
     import torch
     import torch.nn as nn
@@ -196,13 +202,15 @@ def _trial_pytorch(seed: int, epochs: int, train_size: int | None) -> dict:
         x_train, y_train = x_train[:train_size], y_train[:train_size]
 
     def tensors(x, y):
-        # transforms.ToTensor() then Normalize((0.1307,), (0.3081,)), done once for all images.
+        # transforms.ToTensor() then Normalize((0.1307,), (0.3081,)), done once for all
+        # images.
         x = (
             torch.from_numpy(x.astype(np.float32) / 255).unsqueeze(1) - 0.1307
         ) / 0.3081
         return TensorDataset(x, torch.from_numpy(y.astype(np.int64)))
 
-    # The example shuffles only when an accelerator is used; on the CPU its loader keeps file order.
+    # The example shuffles only when an accelerator is used; on the CPU its loader keeps
+    # file order.
     train_loader = DataLoader(tensors(x_train, y_train), batch_size=64)
     test_loader = DataLoader(tensors(x_test, y_test), batch_size=1000)
     model = Net()
@@ -243,40 +251,33 @@ def _trial_pytorch(seed: int, epochs: int, train_size: int | None) -> dict:
 
 
 def _throughput_ours(steps: int) -> dict:
-    """Images per second of our jitted train step (default model, batch 64), after warm-up."""
-    import jax
-    import numpy as np
-    from flax import nnx
+    """Images per second of fit's training loop (default model, batch 64), warm."""
+    import jax.numpy as jnp
 
-    from mnist_cnn import CNN, PRESETS, load_data
-    from mnist_cnn.train import _as_images, make_optimizer, train_step
+    from mnist_cnn import PRESETS, load_data
+    from mnist_cnn.model import init_model
+    from mnist_cnn.pixels import as_batch
+    from mnist_cnn.train import training_steps
 
     config = PRESETS["default"]
     (x_train, y_train), _ = load_data()
-    x_dev, y_dev = _as_images(x_train), jax.numpy.asarray(y_train, jax.numpy.int32)
-    model = CNN(config, rngs=nnx.Rngs(0))
-    optimizer = nnx.Optimizer(model, make_optimizer(config, steps + 20), wrt=nnx.Param)
-    model.train()
-    step = nnx.jit_partial(
-        train_step, model, optimizer, static_argnums=(5,), graph=False
-    )
-    batches = np.random.default_rng(0).integers(
-        0, len(x_train), (steps + 20, config.batch_size)
-    )
-    for i in range(20):
-        loss, _ = step(x_dev, y_dev, batches[i], 0.0)
-    loss.block_until_ready()
-    start = time.perf_counter()
-    for i in range(20, steps + 20):
-        loss, _ = step(x_dev, y_dev, batches[i], 0.0)
-    loss.block_until_ready()
+    x_dev, y_dev = as_batch(x_train), jnp.asarray(y_train, jnp.int32)
+    model = init_model(config, x_dev)
+    warm_up = 20
+    for n, (_, _, loss, _) in enumerate(training_steps(model, config, x_dev, y_dev)):
+        if n == warm_up - 1:
+            loss.block_until_ready()
+            start = time.perf_counter()
+        elif n == warm_up + steps - 1:
+            loss.block_until_ready()
+            break
     return {
         "images_per_second": steps * config.batch_size / (time.perf_counter() - start)
     }
 
 
 def _throughput_torch(steps: int) -> dict:
-    """The same model, initialisation aside, and the same batch and optimizer in PyTorch on the CPU."""
+    """The same model (but its initialisation), batch and optimizer in PyTorch."""
     import numpy as np
     import torch
     import torch.nn as nn
@@ -344,11 +345,11 @@ def _child(args) -> None:
     Path(args.result).write_text(json.dumps(result))
 
 
-# ----------------------------------------------------------------------------- driver (parent)
+# --- driver (parent) ------------------------------------------------------------------
 
 
 def _spawn(trial: str, result_dir: Path, *options: str) -> dict | None:
-    """Run one trial in a fresh interpreter; time is measured from just before it is started."""
+    """Run one trial in a fresh interpreter; time counts from just before it starts."""
     out = result_dir / f"{trial}-{time.monotonic_ns()}.json"
     command = [
         sys.executable,
@@ -396,7 +397,8 @@ def _summarise(name: str, runs: list[dict]) -> dict:
         for run in runs:
             epochs = run["epochs"]
             if epochs and epochs[0]["test_accuracy"] is None:
-                # Validation-split preset: only the final model is scored on the test set.
+                # Validation-split preset: only the final model is scored on the test
+                # set.
                 hit = run["final_t"] if run["final_accuracy"] >= threshold else None
             else:
                 hit = next(
@@ -469,7 +471,8 @@ def _table(rows: list[dict], throughput: dict, args, load: tuple, started: str) 
         ),
         "",
         "| recipe | epochs | time to 98% (s) | time to 99% (s) | time to 99.5% (s) | "
-        "final test acc (median / min) | train img/s | peak RSS (MB) | process wall (s) |",
+        "final test acc (median / min) | train img/s | peak RSS (MB) "
+        "| process wall (s) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
@@ -505,12 +508,13 @@ PRESET_DESC = "16/32 3x3, avg pool, dense 128"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments; either run one trial (child) or the whole interleaved benchmark."""
+    """Parse arguments; run one trial (child) or the whole interleaved benchmark."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 1 repeat, peers and best preset capped at 1 epoch, peers on 12,000 images",
+        help="smoke run: 1 repeat, peers and best preset capped at 1 epoch, "
+        "peers on 12,000 images",
     )
     p.add_argument(
         "--repeats", type=int, default=3, help="runs of each recipe (default 3)"
@@ -612,7 +616,8 @@ def main(argv: list[str] | None = None) -> int:
                     runs[recipe].append(result)
                     best = max((e["test_accuracy"] or 0) for e in result["epochs"])
                     print(
-                        f"  final test accuracy {result['final_accuracy']:.4f} (best epoch {best:.4f}), "
+                        f"  final test accuracy {result['final_accuracy']:.4f} "
+                        f"(best epoch {best:.4f}), "
                         f"{result['wall']:.1f} s",
                         file=sys.stderr,
                         flush=True,

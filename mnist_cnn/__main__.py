@@ -1,4 +1,5 @@
-"""Command line: `python -m mnist_cnn train|evaluate|predict|export-web ...` (see --help)."""
+"""Command line: `python -m mnist_cnn train|evaluate|predict|export-web ...` (see
+--help)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import argparse
 import dataclasses
 import sys
 import time
+from pathlib import Path
+
+from .train import TrainingDivergedError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,10 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="test accuracy of a saved model")
     e.add_argument("checkpoint")
     r = sub.add_parser(
-        "predict", help="classify image files (PNG/JPEG) with a saved model"
+        "predict",
+        help="classify image files (photos, scans, drawings) with a saved model",
+        description="Print one line per image: its name, the predicted class and its "
+        "probability, and the runner-up. Folders are searched for image files.",
     )
     r.add_argument("checkpoint")
-    r.add_argument("images", nargs="+")
+    r.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    r.add_argument(
+        "--save-preprocessed",
+        metavar="DIR",
+        help="also write the 28x28 image the network saw for each file (PNG) here",
+    )
     w = sub.add_parser(
         "export-web",
         help="write a saved model as the JavaScript file the "
@@ -77,18 +89,21 @@ def _train(args) -> None:
     model, history = fit(config, data, progress=not args.quiet)
     for i, epoch in enumerate(history.epoch):
         print(
-            f"epoch {epoch}: loss {history.loss[i]:.4f}  train acc {history.train_accuracy[i]:.4f}  "
-            f"{history.evaluated_on} acc {history.test_accuracy[i]:.4f}  ({history.seconds[i]:.1f} s)"
+            f"epoch {epoch}: loss {history.loss[i]:.4f}  "
+            f"train acc {history.train_accuracy[i]:.4f}  "
+            f"{history.evaluated_on} acc {history.eval_accuracy[i]:.4f}  "
+            f"({history.seconds[i]:.1f} s)"
         )
     # Without a validation split, the last epoch was already scored on the test set.
     test_accuracy = (
-        history.test_accuracy[-1]
+        history.eval_accuracy[-1]
         if history.evaluated_on == "test"
         else evaluate(model, *data[1])
     )
     print(f"test accuracy: {test_accuracy:.4f}")
     print(
-        f"trained in {history.seconds[-1]:.1f} s; {time.perf_counter() - start:.1f} s in all "
+        f"trained in {history.seconds[-1]:.1f} s; "
+        f"{time.perf_counter() - start:.1f} s in all "
         "(data loading and compilation included)"
     )
     if args.out:
@@ -103,13 +118,72 @@ def _evaluate(args) -> None:
     print(f"test accuracy: {evaluate(model, x_test, y_test):.4f}")
 
 
-def _predict(args) -> None:
-    from . import load, predict
+def _image_files(names: list[str]) -> list[Path]:
+    """Command-line names -> files: folders give their image files, sorted."""
+    from .predict import IMAGE_SUFFIXES
+
+    files = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        else:
+            files.append(path)
+    return files
+
+
+def _predict(args) -> int:
+    """One line per file; unreadable files get an error line and a non-zero status."""
+    import numpy as np
+
+    from . import load, predict, preprocess_image
 
     model = load(args.checkpoint)
-    for path in args.images:
-        probs = predict(model, path)
-        print(f"{path}: {int(probs.argmax())} (probability {probs.max():.3f})")
+    out_dir = Path(args.save_preprocessed) if args.save_preprocessed else None
+    failed = 0
+    files = _image_files(args.images)
+    if not files:
+        raise ValueError(f"no image files in {', '.join(args.images)}")
+    for path in files:
+        try:
+            image, steps = preprocess_image(path, steps=True)
+        except (ValueError, OSError) as err:
+            print(f"error: {_one_line(err)}", file=sys.stderr)
+            failed += 1
+            continue
+        probs = predict(model, image)
+        first, second = np.argsort(probs)[::-1][:2]
+        notes = f"  ({'; '.join(steps['notes'])})" if steps["notes"] else ""
+        print(
+            f"{path}: {first} (probability {probs[first]:.3f}), "
+            f"runner-up {second} ({probs[second]:.3f}){notes}"
+        )
+        if out_dir is not None:
+            _save_png(out_dir / f"{path.stem}.png", image)
+    return 1 if failed else 0
+
+
+def _save_png(path: Path, image) -> None:
+    """A 28x28 float image in [0, 1] -> an 8-bit grey PNG, written atomically."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from .files import atomic_write
+
+    buffer = io.BytesIO()
+    pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(buffer, "PNG")
+    atomic_write(path, buffer.getvalue())
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 def _export_web(args) -> None:
@@ -124,19 +198,27 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; errors print one readable line and return a non-zero status."""
     args = _parser().parse_args(argv)
     try:
-        {
+        if args.command in ("train", "evaluate", "predict"):
+            from .jit_cache import enable_compilation_cache
+
+            # Later runs skip most compilation; off with MNIST_CNN_JAX_CACHE=0.
+            enable_compilation_cache()
+        status = {
             "train": _train,
             "evaluate": _evaluate,
             "predict": _predict,
             "export-web": _export_web,
         }[args.command](args)
+    except TrainingDivergedError as err:
+        print(f"error: training diverged: {_one_line(err)}", file=sys.stderr)
+        return 1
     except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Save and load a trained model: weights and config in one .npz file, no pickle, written atomically."""
+"""Save and load a trained model: weights and config in one .npz file, no pickle."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import os
 import zipfile
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ._files import atomic_write
 from .config import Config
+from .files import atomic_write
 from .model import CNN, Stats
 
-# What a checkpoint holds: trained weights and the input statistics (not RNG state).
-_SAVED = (nnx.Param, Stats)
+# What a checkpoint holds: trained weights, batch norm's running averages and the input
+# statistics (not RNG state).
+_SAVED = (nnx.Param, nnx.BatchStat, Stats)
 
 FORMAT = "mnist_cnn-checkpoint-v1"
 
@@ -33,7 +33,7 @@ def _flat_state(model: CNN) -> dict[str, np.ndarray]:
 
 
 def save(model: CNN, path: str | os.PathLike) -> Path:
-    """Write the model's weights and config to `path` (a .npz file) via a temporary file and rename."""
+    """Write the model's weights and config to `path` (a .npz file), atomically."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(
@@ -48,11 +48,12 @@ def save(model: CNN, path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike) -> CNN:
-    """Rebuild a model saved by `save`; a corrupt or incompatible file gets a clear ValueError."""
+    """Rebuild a model saved by `save`; a bad file is a clear ValueError."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"no checkpoint at {path}; train one with `python -m mnist_cnn train --out {path}`"
+            f"no checkpoint at {path}; train one with "
+            f"`python -m mnist_cnn train --out {path}`"
         )
     if not zipfile.is_zipfile(path):
         raise ValueError(
@@ -85,7 +86,8 @@ def load(path: str | os.PathLike) -> CNN:
     if set(stored) != set(expected):
         raise ValueError(
             f"{path}: its weights do not fit the model its config describes "
-            f"(missing {sorted(set(expected) - set(stored))[:3]}, unexpected {sorted(set(stored) - set(expected))[:3]})"
+            f"(missing {sorted(set(expected) - set(stored))[:3]}, "
+            f"unexpected {sorted(set(stored) - set(expected))[:3]})"
         )
     for key, value in expected.items():
         if stored[key].shape != value.shape:
@@ -103,36 +105,4 @@ def load(path: str | os.PathLike) -> CNN:
         )
     nnx.update(model, nnx.from_flat_state(flat))
     model.eval()
-    return model
-
-
-def pretrained(
-    config: Config | None = None, data: tuple | None = None, progress: bool = False
-) -> CNN:
-    """The model `fit(config)` trains, cached in the user cache so it is trained only once.
-
-    Training is deterministic for a given seed, so a cached model equals a freshly trained one
-    on the same machine and library versions (which are part of the cache key).
-    """
-    import hashlib
-
-    from flax import __version__ as flax_version
-
-    from .data import cache_dir
-    from .train import fit
-
-    config = config or Config()
-    key = hashlib.sha256(
-        f"{config.to_json()} jax={jax.__version__} flax={flax_version}".encode()
-    ).hexdigest()[:16]
-    path = cache_dir().parent / "models" / f"{key}.npz"
-    if path.is_file():
-        try:
-            return load(path)
-        except ValueError:
-            path.unlink(
-                missing_ok=True
-            )  # a damaged cache entry is retrained, not trusted
-    model, _ = fit(config, data, progress=progress)
-    save(model, path)
     return model

@@ -1,11 +1,12 @@
-"""Export a trained CNN for the book's "draw a digit" page, and read such an export back.
+"""Export a trained CNN for the book's "draw a digit" page, and read an export back.
 
-The web file is a small JavaScript file, `window.MNIST_CNN_MODEL = {...};`, so a static page
-can load it with a plain `<script>` tag, even from `file://` where `fetch` is not allowed. The
-object is JSON: the architecture, written out layer by layer so the JavaScript needs no
-knowledge of `Config`, and every weight array as base64 float16 (little-endian). Float16 halves
-the file (the default model then weighs about 0.55 MB), and `load_web` rebuilds exactly the
-model the page runs, so tests can compare the page with `mnist_cnn.predict` on that model.
+The web file is a small JavaScript file, `window.MNIST_CNN_MODEL = {...};`, so a static
+page can load it with a plain `<script>` tag, even from `file://` where `fetch` is not
+allowed. The object is JSON: the architecture, written out layer by layer so the
+JavaScript needs no knowledge of `Config`, and every weight array as base64 float16
+(little-endian). Float16 halves the file (the default model then weighs about 0.55 MB),
+and `load_web` rebuilds exactly the model the page runs, so tests can compare the page
+with `mnist_cnn.predict` on that model.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ._files import atomic_write
 from .config import Config
-from .model import CNN
+from .files import atomic_write
+from .model import CNN, layer_names, layer_shapes
 
 FORMAT = "mnist_cnn-web-v1"
 PREFIX = "window.MNIST_CNN_MODEL = "
 SUFFIX = ";\n"
-# JAX's defaults for the activations the JavaScript reimplements (see model.ACTIVATION_FNS).
+# JAX's defaults for the activations the JavaScript reimplements (see
+# model.ACTIVATION_FNS).
 ACTIVATION_PARAMS = {
     "leaky_relu": {"negative_slope": 0.01},
     "gelu": {"approximate": True},
@@ -42,7 +44,8 @@ def _tensor(value) -> dict:
         )
     if np.abs(array).max(initial=0) > 65504:
         raise ValueError(
-            "a weight is too large for float16 (|w| > 65504); this model cannot be exported"
+            "a weight is too large for float16 (|w| > 65504); "
+            "this model cannot be exported"
         )
     data = array.astype("<f2").tobytes()
     return {"shape": list(array.shape), "data": base64.b64encode(data).decode("ascii")}
@@ -54,68 +57,92 @@ def _array(tensor: dict) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(tensor["shape"])
 
 
+def _folded_conv(model: CNN, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel (k, k, in, out) and bias (out,) of conv `i` (from 1), batch norm folded.
+
+    In eval mode batch norm is the per-channel affine map
+    y = (z - mean) * scale / sqrt(var + eps) + bias, so it can be folded into the conv
+    before it: multiply each output channel's kernel and shift its bias.
+    """
+    conv = model.convs[i - 1]
+    kernel = np.asarray(conv.kernel.get_value(), np.float64)  # HWIO
+    bias = np.asarray(conv.bias.get_value(), np.float64)
+    if not model.config.batch_norm:
+        return kernel, bias
+    norm = model.norms[i - 1]
+    mean = np.asarray(norm.mean.get_value(), np.float64)
+    var = np.asarray(norm.var.get_value(), np.float64)
+    gain = np.asarray(norm.scale.get_value(), np.float64) / np.sqrt(var + norm.epsilon)
+    shift = np.asarray(norm.bias.get_value(), np.float64)
+    return kernel * gain, (bias - mean) * gain + shift
+
+
 def web_description(model: CNN) -> dict:
-    """The model as the page sees it: the layers in forward order, with weights as base64 float16."""
+    """The model as the page sees it: layers in forward order, weights base64 float16.
+
+    Batch norm, if any, is folded into the conv before it (the page runs the eval-mode
+    model), so the description's config says batch_norm=False.
+    """
     if not isinstance(model, CNN):
         raise ValueError(f"export needs an mnist_cnn.CNN, got {type(model).__name__}")
     config = model.config
+    shapes = layer_shapes(model)  # the output shape of every named layer
     layers: list[dict] = []
-    side = 28
-    for i, conv in enumerate(model.convs, start=1):
-        kernel = conv.kernel.get_value()  # HWIO: (k, k, in, out)
-        layers.append(
-            {
-                "type": "conv",
-                "name": f"conv{i}",
-                "padding": "same",
-                "kernel": _tensor(kernel),
-                "bias": _tensor(conv.bias.get_value()),
-            }
-        )
-        layers.append(
-            {"type": "activation", "name": f"act{i}", "function": config.activation}
-        )
-        # Pooling drops an odd last row and column (model.pool2x2 reshapes).
-        side //= 2
-        layers.append(
-            {
-                "type": "pool",
-                "name": f"pool{i}",
-                "kind": config.pool,
-                "size": 2,
-                "output": [side, side, int(kernel.shape[-1])],
-            }
-        )
-    layers.append({"type": "flatten", "name": "flatten", "order": "HWC"})
-    for i, dense in enumerate(model.dense, start=1):
-        layers.append(
-            {
-                "type": "dense",
-                "name": f"dense{i}",
-                "kernel": _tensor(dense.kernel.get_value()),
-                "bias": _tensor(dense.bias.get_value()),
-            }
-        )
-        layers.append(
-            {
-                "type": "activation",
-                "name": f"dense{i}_act",
-                "function": config.activation,
-            }
-        )
-    layers.append(
-        {
-            "type": "dense",
-            "name": "logits",
-            "kernel": _tensor(model.head.kernel.get_value()),
-            "bias": _tensor(model.head.bias.get_value()),
-        }
-    )
+    for name in layer_names(config):
+        kind, index = name.rstrip("0123456789"), name[len(name.rstrip("0123456789")) :]
+        i = int(index) if index else 0
+        if kind == "conv":
+            kernel, bias = _folded_conv(model, i)
+            layers.append(
+                {
+                    "type": "conv",
+                    "name": name,
+                    "padding": "same",
+                    "kernel": _tensor(kernel),
+                    "bias": _tensor(bias),
+                }
+            )
+        elif kind == "act":
+            layers.append(
+                {"type": "activation", "name": name, "function": config.activation}
+            )
+        elif kind == "pool":
+            layers.append(
+                {
+                    "type": "pool",
+                    "name": name,
+                    "kind": config.pool,
+                    "size": 2,
+                    # Pooling drops an odd last row and column (model.pool2x2).
+                    "output": list(shapes[name][1:]),
+                }
+            )
+        elif kind == "flatten":
+            layers.append({"type": "flatten", "name": name, "order": "HWC"})
+        elif kind in ("dense", "logits"):
+            module = model.dense[i - 1] if kind == "dense" else model.head
+            layers.append(
+                {
+                    "type": "dense",
+                    "name": name,
+                    "kernel": _tensor(module.kernel.get_value()),
+                    "bias": _tensor(module.bias.get_value()),
+                }
+            )
+            if kind == "dense":
+                layers.append(
+                    {
+                        "type": "activation",
+                        "name": f"{name}_act",
+                        "function": config.activation,
+                    }
+                )
+        # "input" needs no layer; "norm{i}" is folded into "conv{i}".
     layers.append({"type": "softmax", "name": "probabilities"})
     return {
         "format": FORMAT,
         "dtype": "float16",
-        "config": json.loads(config.to_json()),
+        "config": json.loads(config.replace(batch_norm=False).to_json()),
         "input": {
             "shape": [28, 28, 1],
             "mean": float(model.mean.get_value()),
@@ -127,7 +154,7 @@ def web_description(model: CNN) -> dict:
 
 
 def export_web(model: CNN, out_path: str | os.PathLike) -> Path:
-    """Write `model` as a web file (`window.MNIST_CNN_MODEL = {...};`), via a temporary file and rename."""
+    """Write `model` as a web file (`window.MNIST_CNN_MODEL = {...};`), atomically."""
     path = Path(out_path)
     if path.is_dir():
         raise IsADirectoryError(

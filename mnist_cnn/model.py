@@ -1,13 +1,20 @@
-"""The CNN: (conv -> activation -> pool) blocks, then dense layers, then 10 logits."""
+"""The CNN: (conv -> [batch norm] -> activation -> pool) blocks, dense, logits."""
 
 from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from numpy.typing import ArrayLike
 
-from .config import Config
+from .pixels import as_batch
+
+if TYPE_CHECKING:  # config.py imports feature_side from here: no import at run time
+    from .config import Config
 
 ACTIVATION_FNS = {
     "relu": jax.nn.relu,
@@ -16,6 +23,10 @@ ACTIVATION_FNS = {
     "gelu": jax.nn.gelu,
     "leaky_relu": jax.nn.leaky_relu,
 }
+
+# Running averages of batch norm: PyTorch's 0.9 rather than Flax's 0.99, so that the
+# statistics settle within the few dozen steps of a 2,000-image run.
+BATCH_NORM_MOMENTUM = 0.9
 
 
 def pool2x2(x: jax.Array, kind: str) -> jax.Array:
@@ -29,12 +40,37 @@ def pool2x2(x: jax.Array, kind: str) -> jax.Array:
     return x.max(axis=(2, 4)) if kind == "max" else x.mean(axis=(2, 4))
 
 
+def feature_side(config: Config) -> int:
+    """Height (= width) of the feature maps after the last pool: 28 halved per block.
+
+    `pool2x2` drops an odd last row, hence the floor division (28 -> 14 -> 7 -> 3 -> 1).
+    """
+    side = 28
+    for _ in config.conv_channels:
+        side //= 2
+    return side
+
+
+def layer_names(config: Config) -> list[str]:
+    """Names of the arrays `CNN.features` returns, in forward order."""
+    names = ["input"]
+    for i in range(1, len(config.conv_channels) + 1):
+        names.append(f"conv{i}")
+        if config.batch_norm:
+            names.append(f"norm{i}")
+        names += [f"act{i}", f"pool{i}"]
+    names.append("flatten")
+    names += [f"dense{i}" for i in range(1, len(config.dense) + 1)]
+    names.append("logits")
+    return names
+
+
 class Stats(nnx.Variable):
-    """Input statistics measured on the training set: saved with the model, never trained."""
+    """Input statistics of the training set: saved with the model, never trained."""
 
 
 class CNN(nnx.Module):
-    """A small CNN for 28x28 grey images; input pixels in [0, 1], shape (N, 28, 28[, 1])."""
+    """A small CNN for 28x28 grey images; pixels uint8 or float in [0, 1]."""
 
     def __init__(self, config: Config, rngs: nnx.Rngs):
         self.config = config
@@ -43,49 +79,71 @@ class CNN(nnx.Module):
         self.convs = nnx.List(
             [
                 nnx.Conv(a, b, (k, k), padding="SAME", rngs=rngs)
-                for a, b in zip(widths[:-1], widths[1:])
+                for a, b in itertools.pairwise(widths)
             ]
         )
-        side = 28
-        for _ in config.conv_channels:
-            side //= 2
+        # Batch norm after each conv, before the activation (Ioffe & Szegedy's
+        # placement).
+        self.norms = nnx.List(
+            [
+                nnx.BatchNorm(b, momentum=BATCH_NORM_MOMENTUM, rngs=rngs)
+                for b in widths[1:]
+            ]
+            if config.batch_norm
+            else []
+        )
+        side = feature_side(config)
         sizes = (side * side * widths[-1], *config.dense)
         self.dense = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
+            [nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(sizes)]
         )
         self.dropout = nnx.Dropout(config.dropout, rngs=rngs)
         self.head = nnx.Linear(sizes[-1], 10, rngs=rngs)
-        # Mean subtraction and scaling, with statistics of the training set (set by `fit`).
+        # Mean subtraction and scaling with training-set statistics (see `init_model`).
         self.mean = Stats(jnp.zeros(()))
         self.std = Stats(jnp.ones(()))
 
     def set_input_stats(self, mean: float, std: float) -> None:
-        """Store the training-set pixel mean and standard deviation used to normalise inputs."""
+        """Store the training-set pixel mean and standard deviation used on inputs."""
         self.mean[...] = jnp.asarray(mean, jnp.float32)
         self.std[...] = jnp.asarray(std, jnp.float32)
 
-    def __call__(self, x: jax.Array, return_features: bool = False):
-        """Logits (N, 10); with `return_features`, also a dict of every intermediate array."""
+    def features(self, x: ArrayLike) -> dict[str, jax.Array]:
+        """Every intermediate array, keyed and ordered by `layer_names(config)`."""
         act = ACTIVATION_FNS[self.config.activation]
-        if x.ndim == 3:
-            x = x[..., None]  # (N, 28, 28) -> (N, 28, 28, 1)
-        x = (x.astype(jnp.float32) - self.mean[...]) / self.std[...]
+        x = (as_batch(x) - self.mean[...]) / self.std[...]  # (N, 28, 28, 1)
         features = {"input": x}
         for i, conv in enumerate(self.convs, start=1):
             x = conv(x)
             features[f"conv{i}"] = x
+            if self.config.batch_norm:
+                x = self.norms[i - 1](x)
+                features[f"norm{i}"] = x
             x = act(x)
             features[f"act{i}"] = x
             x = pool2x2(x, self.config.pool)
             features[f"pool{i}"] = x
-        x = x.reshape(x.shape[0], -1)
+        x = x.reshape(x.shape[0], -1)  # (N, side * side * channels), HWC order
         features["flatten"] = x
         for i, layer in enumerate(self.dense, start=1):
             x = self.dropout(act(layer(x)))
             features[f"dense{i}"] = x
-        x = self.head(x)
-        features["logits"] = x
-        return (x, features) if return_features else x
+        features["logits"] = self.head(x)  # (N, 10)
+        return features
+
+    def __call__(self, x: ArrayLike) -> jax.Array:
+        """Logits (N, 10) for images (N, 28, 28) or (N, 28, 28, 1)."""
+        return self.features(x)["logits"]
+
+
+def init_model(config: Config, x_train: ArrayLike) -> CNN:
+    """A fresh CNN seeded by `config.seed`, inputs normalised by `x_train`'s stats."""
+    model = CNN(config, rngs=nnx.Rngs(config.seed))
+    x = as_batch(x_train)
+    # Input-layer preprocessing from the training images only (no peeking at the test
+    # set).
+    model.set_input_stats(jnp.mean(x), jnp.std(x))
+    return model
 
 
 def param_counts(model: CNN) -> dict[str, int]:
@@ -93,6 +151,9 @@ def param_counts(model: CNN) -> dict[str, int]:
     counts = {}
     for i, conv in enumerate(model.convs, start=1):
         counts[f"conv{i}"] = conv.kernel.size + conv.bias.size
+        if model.config.batch_norm:
+            norm = model.norms[i - 1]
+            counts[f"norm{i}"] = norm.scale.size + norm.bias.size
     for i, layer in enumerate(model.dense, start=1):
         counts[f"dense{i}"] = layer.kernel.size + layer.bias.size
     counts["head"] = model.head.kernel.size + model.head.bias.size
@@ -100,31 +161,18 @@ def param_counts(model: CNN) -> dict[str, int]:
 
 
 def layer_shapes(model: CNN, batch: int = 1) -> dict[str, tuple[int, ...]]:
-    """Shape of every intermediate array for a batch of `batch` images, in forward order."""
+    """Shape of every intermediate array for `batch` images, in forward order."""
     x = jax.ShapeDtypeStruct((batch, 28, 28, 1), jnp.float32)
-    order: list[str] = []
-
-    def forward(m, x):
-        _, feats = m(x, return_features=True)
-        order.extend(
-            feats
-        )  # traced once: records the forward order that pytrees would sort away
-        return feats
-
-    shapes = nnx.eval_shape(forward, model, x)
-    return {name: tuple(shapes[name].shape) for name in order}
+    shapes = nnx.eval_shape(lambda m, x: m.features(x), model, x)
+    return {name: tuple(shapes[name].shape) for name in layer_names(model.config)}
 
 
 def summary(model: CNN) -> str:
     """A table of layers, output shapes and parameter counts."""
-    shapes = layer_shapes(model)
     counts = param_counts(model)
-    owner = {f"conv{i}": f"conv{i}" for i in range(1, len(model.convs) + 1)}
-    owner.update({f"dense{i}": f"dense{i}" for i in range(1, len(model.dense) + 1)})
-    owner["logits"] = "head"
     rows = [f"{'layer':<10}{'output shape':>20}{'parameters':>12}"]
-    for name, shape in shapes.items():
-        n = counts.get(owner.get(name, ""), 0)
+    for name, shape in layer_shapes(model).items():
+        n = counts.get("head" if name == "logits" else name, 0)
         rows.append(f"{name:<10}{shape!s:>20}{n:>12,}")
     rows.append(f"{'total':<10}{'':>20}{sum(counts.values()):>12,}")
     return "\n".join(rows)

@@ -1,14 +1,18 @@
-"""Training and evaluation: jit-compiled steps, data kept on the device, a Python loop over steps."""
+"""Training and evaluation: jit-compiled steps, data kept on the device, a Python loop.
+
+Modes are explicit: a training step always runs the model in train mode (dropout on,
+batch norm on batch statistics, running averages updated); evaluation always runs it in
+eval mode.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import platform
+import functools
+import math
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -19,60 +23,15 @@ from numpy.typing import ArrayLike
 
 from .config import Config
 from .data import Split, load_data
-from .model import CNN
-
-# Set MNIST_CNN_JAX_CACHE=0 to turn the persistent compilation cache off, or to a folder to move it.
-CACHE_ENV_VAR = "MNIST_CNN_JAX_CACHE"
+from .model import CNN, init_model
+from .pixels import as_batch
 
 
-def compilation_cache_dir() -> Path:
-    """Where compiled XLA programs are kept between runs: the user cache, one folder per CPU kind.
+class TrainingDivergedError(ValueError):
+    """The loss became NaN or infinite, or exploded: the run cannot recover.
 
-    XLA compiles for the exact instruction set of this CPU, so a home folder shared by different
-    machines must not share executables: the folder name holds a hash of the CPU's features.
+    A ValueError, because a bad setting (usually the learning rate) causes it.
     """
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache"
-    )
-    features = platform.machine() + platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            features += next(
-                (line for line in f if line.startswith(("flags", "Features"))), ""
-            )
-    except OSError:
-        pass  # not Linux: the architecture name alone
-    tag = hashlib.sha256(f"{features} jax={jax.__version__}".encode()).hexdigest()[:12]
-    return Path(root) / "mnist_cnn" / f"jax-{tag}"
-
-
-def enable_compilation_cache() -> Path | None:
-    """Keep compiled programs on disk so later runs skip most compilation (seconds on a 2-core CPU).
-
-    Does nothing when the user already configured a JAX cache, or when $MNIST_CNN_JAX_CACHE is 0.
-    Returns the folder in use, or None.
-    """
-    choice = os.environ.get(CACHE_ENV_VAR, "")
-    if (
-        choice.lower() in ("0", "off", "false", "no")
-        or jax.config.jax_compilation_cache_dir
-    ):
-        return None
-    folder = Path(choice) if choice else compilation_cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None  # a read-only home: compile every time, as JAX does by default
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    # Our programs compile in well under JAX's default 1 s threshold, yet together they cost
-    # seconds of a short run; each entry is a few kB.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return folder
-
-
-# On import, before anything is compiled: JAX decides whether to use the cache at the first compile.
-enable_compilation_cache()
 
 
 @dataclass
@@ -82,9 +41,9 @@ class History:
     epoch: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)
-    test_accuracy: list[float] = field(
-        default_factory=list
-    )  # validation accuracy if held out
+    # Accuracy on the held-out images after each epoch: the test set, or the validation
+    # split when the config holds one out (`evaluated_on` says which).
+    eval_accuracy: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)  # cumulative training time
     evaluated_on: str = "test"
     # Wall-clock seconds from the call of `fit` to the end of each epoch's evaluation
@@ -97,7 +56,7 @@ class History:
             "epoch": self.epoch,
             "loss": self.loss,
             "train_accuracy": self.train_accuracy,
-            "test_accuracy": self.test_accuracy,
+            "eval_accuracy": self.eval_accuracy,
             "seconds": self.seconds,
         }
 
@@ -123,12 +82,42 @@ def loss_fn(
 
 
 def random_shift(x: jax.Array, key: jax.Array, shift: int) -> jax.Array:
-    """Move each image (N, H, W, C) by its own random offset of up to `shift` pixels, zero-filled."""
+    """Move each image (N, H, W, C) by its own random offset of up to `shift` pixels."""
     n, h, w, c = x.shape
-    padded = jnp.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)))
+    padded = jnp.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)))  # zero-filled
     offsets = jax.random.randint(key, (n, 2), 0, 2 * shift + 1)
     crop = lambda image, o: jax.lax.dynamic_slice(image, (o[0], o[1], 0), (h, w, c))
     return jax.vmap(crop)(padded, offsets)
+
+
+def rotate_images(x: jax.Array, degrees: jax.Array) -> jax.Array:
+    """Rotate each image (N, H, W, C) about its centre by its angle in `degrees` (N,).
+
+    Bilinear interpolation; pixels from outside the image are zero (the background).
+    Positive angles turn the image counter-clockwise as displayed (row 0 at the top),
+    as `np.rot90` and `scipy.ndimage.rotate` do.
+    """
+    _n, h, w, _c = x.shape
+    rows, cols = jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij")
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+
+    def one(image: jax.Array, angle: jax.Array) -> jax.Array:
+        t = jnp.deg2rad(angle)
+        # Each output pixel samples the input at the inversely rotated position.
+        src_r = cy + (rows - cy) * jnp.cos(t) + (cols - cx) * jnp.sin(t)
+        src_c = cx - (rows - cy) * jnp.sin(t) + (cols - cx) * jnp.cos(t)
+        sample = lambda ch: jax.scipy.ndimage.map_coordinates(
+            ch, [src_r, src_c], order=1, mode="constant", cval=0.0
+        )
+        return jax.vmap(sample, in_axes=2, out_axes=2)(image)
+
+    return jax.vmap(one)(x, degrees)
+
+
+def random_rotate(x: jax.Array, key: jax.Array, rotate: float) -> jax.Array:
+    """Rotate each image (N, H, W, C) by its own random angle in [-rotate, rotate]°."""
+    degrees = jax.random.uniform(key, (x.shape[0],), minval=-rotate, maxval=rotate)
+    return rotate_images(x, degrees)
 
 
 def train_step(
@@ -138,16 +127,27 @@ def train_step(
     y_all: jax.Array,
     idx: jax.Array,
     smoothing: float,
-    shift: int = 0,
     key: jax.Array | None = None,
+    *,
+    shift: int = 0,
+    rotate: float = 0.0,
 ) -> tuple[jax.Array, jax.Array]:
-    """One gradient step on the batch `x_all[idx]`; returns (loss, number correct).
+    """One gradient step on the batch `x_all[idx]` in train mode: (loss, correct).
 
-    With `shift` > 0 the batch is augmented by random shifts drawn from `key` and the step count.
+    With `shift` or `rotate` > 0 the batch is augmented by random shifts or rotations
+    drawn from `key` and the step count. Both are static under jit: they fix the
+    program.
     """
+    # A training step trains, whatever mode the caller left the model in: dropout on,
+    # batch norm on the batch's statistics. Under jit this only changes the traced copy.
+    model.train()
     x, y = x_all[idx], y_all[idx]
-    if shift:
-        x = random_shift(x, jax.random.fold_in(key, optimizer.step[...]), shift)
+    if shift or rotate:
+        step_key = jax.random.fold_in(key, optimizer.step[...])
+        if rotate:
+            x = random_rotate(x, jax.random.fold_in(step_key, 1), rotate)
+        if shift:
+            x = random_shift(x, step_key, shift)
     (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(
         model, x, y, smoothing
     )
@@ -161,17 +161,10 @@ def eval_step(model: CNN, x: jax.Array, y: jax.Array, mask: jax.Array) -> jax.Ar
     return jnp.sum((model(x).argmax(-1) == y) & mask)
 
 
-def _as_images(x) -> jax.Array:
-    """uint8 (N, 28, 28) or float in [0, 1] -> float32 (N, 28, 28, 1) on the device."""
-    x = jnp.asarray(x)
-    x = x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
-    return x[..., None] if x.ndim == 3 else x
-
-
 def _eval_batches(
-    x, y, batch_size: int
+    x: ArrayLike, y: ArrayLike, batch_size: int
 ) -> list[tuple[jax.Array, jax.Array, jax.Array]]:
-    """(images, labels, mask) device batches of one shape; the last one is padded and masked."""
+    """(images, labels, mask) device batches of one shape; the last padded, masked."""
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(
@@ -185,44 +178,52 @@ def _eval_batches(
         mask = np.arange(len(xb) + pad) < len(xb)
         xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
         yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
-        batches.append((_as_images(xb), jnp.asarray(yb), jnp.asarray(mask)))
+        batches.append((as_batch(xb), jnp.asarray(yb), jnp.asarray(mask)))
     return batches
 
 
 def _accuracy(
     model: CNN, batches: list[tuple[jax.Array, jax.Array, jax.Array]], n: int
 ) -> float:
-    """Accuracy over `n` real images held in `batches` from `_eval_batches` (one host sync)."""
-    model.eval()
+    """Accuracy over `n` real images in `batches` of `_eval_batches` (one host sync)."""
+    model.eval()  # dropout off, batch norm on its running averages
     correct = [eval_step(model, xb, yb, mask) for xb, yb, mask in batches]
     return int(np.sum(jax.device_get(correct))) / n
 
 
-# Measured on 2 cores: 500 images per batch scores the test set in 0.28 s, 1000 in 0.48 s (the
-# activations of a larger batch no longer fit in the CPU caches).
+# Measured on 2 cores: 500 images per batch scores the test set in 0.28 s, 1000 in 0.48
+# s (the activations of a larger batch no longer fit in the CPU caches).
 EVAL_BATCH = 500
 
 
 def evaluate(
     model: CNN, x: ArrayLike, y: ArrayLike, batch_size: int = EVAL_BATCH
 ) -> float:
-    """Accuracy of `model` on every image of (x, y); the last partial batch is padded, not dropped."""
+    """Accuracy of `model` (in eval mode) on every image of (x, y); none is dropped."""
     return _accuracy(model, _eval_batches(x, y, batch_size), len(y))
 
 
-def _split(config: Config, data: tuple[Split, Split]) -> tuple[Split, Split, str]:
+def split_data(config: Config, data: tuple[Split, Split]) -> tuple[Split, Split, str]:
+    """(train, held-out, "test" or "validation") as `config` asks.
+
+    The validation split is the last `validation_size` images of the training file, so
+    the test set stays unseen; `train_size` then keeps the first images of what is left.
+    """
     (x_train, y_train), (x_test, y_test) = data
+    evaluated_on = "test"
     if config.validation_size:
         if config.validation_size >= len(x_train):
             raise ValueError(
-                f"validation_size={config.validation_size} leaves no training images"
+                f"validation_size={config.validation_size} leaves no training images "
+                f"of the {len(x_train)}"
             )
-        # The last images of the training file are the validation set: the test set stays unseen.
         v = len(x_train) - config.validation_size
-        return (x_train[:v], y_train[:v]), (x_train[v:], y_train[v:]), "validation"
+        x_test, y_test = x_train[v:], y_train[v:]
+        x_train, y_train = x_train[:v], y_train[:v]
+        evaluated_on = "validation"
     if config.train_size is not None:
         x_train, y_train = x_train[: config.train_size], y_train[: config.train_size]
-    return (x_train, y_train), (x_test, y_test), "test"
+    return (x_train, y_train), (x_test, y_test), evaluated_on
 
 
 def _steps_per_epoch(n: int, batch_size: int) -> int:
@@ -233,36 +234,61 @@ def _steps_per_epoch(n: int, batch_size: int) -> int:
     return n // batch_size
 
 
+# The loss is checked every CHECK_EVERY steps, on a value computed CHECK_LAG steps
+# earlier (long finished by then, so reading it does not stall the device). A run has
+# diverged when that loss is NaN or infinite, or DIVERGED times its first value (or
+# times ln 10, a uniform guess's loss, if that is larger: a model that starts out
+# trained may well see a batch 100 times worse than its first without diverging).
+CHECK_EVERY = 10
+CHECK_LAG = 10
+DIVERGED = 100.0
+
+
+def check_loss(step: int, loss: float, first: float, config: Config) -> None:
+    """Raise TrainingDivergedError if `loss` at global step `step` shows divergence."""
+    if np.isfinite(loss) and loss <= DIVERGED * max(first, math.log(10)):
+        return
+    raise TrainingDivergedError(
+        f"training diverged at step {step}: the loss is {loss:.4g} "
+        f"(it started at {first:.4g}); lower the learning rate "
+        f"(learning_rate={config.learning_rate:g})"
+    )
+
+
 def training_steps(
     model: CNN, config: Config, x_train: jax.Array, y_train: jax.Array
 ) -> Iterator[tuple[int, int, jax.Array, jax.Array]]:
-    """Train `model` in place; after every step yield (epoch, step within the epoch, loss, correct).
+    """Train `model` in place; after each step yield (epoch, step, loss, correct).
 
-    The package's one training loop: `fit`, the learning curves of the layer chapters and the
-    preprocessing experiment all step through it, so they share batch order, seed and
-    augmentation. x_train: (N, 28, 28, 1) float32 on the device; y_train: (N,) int32.
+    The package's one training loop: `fit` and the teaching code's learning curves step
+    through it, so they share batch order, seed and augmentation. Stops with
+    TrainingDivergedError when the loss becomes non-finite or explodes.
+    x_train: (N, 28, 28, 1) float32 on the device; y_train: (N,) int32.
     """
     steps_per_epoch = _steps_per_epoch(len(x_train), config.batch_size)
     optimizer = nnx.Optimizer(
         model, make_optimizer(config, steps_per_epoch * config.epochs), wrt=nnx.Param
     )
-    # Binding model and optimizer once keeps the per-step Python overhead small. jit_partial
-    # fixes the module's static attributes when it is built, so the step stays in train mode
-    # (dropout on) even while the caller evaluates the model in eval mode between steps.
-    model.train()
-    # jit_partial passes the bound (model, optimizer) as one argument, so index 5 is `shift`:
-    # the shift size fixes the program's shapes (static); smoothing is traced like any number.
-    step = nnx.jit_partial(
-        train_step, model, optimizer, static_argnums=(5,), graph=False
-    )
+    # Binding model and optimizer once keeps the per-step Python overhead small: the
+    # variables are flattened once, and their new values are written back after each
+    # call. The step sets train mode itself, so what the caller does to the model's mode
+    # between steps (e.g. evaluate it) never reaches the step, and the step never
+    # depends on the mode the model had when the partial was built.
+    # The augmentation sizes fix the program's shapes, so they are bound by name here
+    # rather than passed as static arguments on every call (no per-call hashing).
+    augmented = functools.partial(train_step, shift=config.shift, rotate=config.rotate)
+    step = nnx.jit_partial(augmented, model, optimizer, graph=False)
     key = jax.random.key(config.seed)
     augment_key = jax.random.fold_in(key, 1)
+    pending: deque[tuple[int, jax.Array]] = deque()
+    first = None
+    n = 0
     for epoch in range(1, config.epochs + 1):
         key, sub = jax.random.split(key)
         order = jax.random.permutation(sub, len(x_train))[
             : steps_per_epoch * config.batch_size
         ]
-        # Index rows of a host array: slicing a device array would cost a dispatch per step.
+        # Index rows of a host array: slicing a device array costs a dispatch per step.
         batches = np.asarray(order).reshape(steps_per_epoch, config.batch_size)
         for i in range(steps_per_epoch):
             loss, correct = step(
@@ -270,27 +296,39 @@ def training_steps(
                 y_train,
                 batches[i],
                 config.label_smoothing,
-                config.shift,
                 augment_key,
             )
+            if n % CHECK_EVERY == 0:
+                pending.append((n, loss))
+            if pending and pending[0][0] <= n - CHECK_LAG:
+                old_step, old_loss = pending.popleft()
+                value = float(old_loss)
+                first = value if first is None else first
+                check_loss(old_step, value, first, config)
+            n += 1
             yield epoch, i, loss, correct
+    for old_step, old_loss in pending:
+        value = float(old_loss)
+        first = value if first is None else first
+        check_loss(old_step, value, first, config)
 
 
 def fit(
-    config: Config = Config(),
+    config: Config = Config(),  # noqa: B008 (frozen, so sharing one default is safe)
     data: tuple[Split, Split] | None = None,
     progress: bool = True,
 ) -> tuple[CNN, History]:
-    """Train a CNN described by `config`; returns (model, history). Same seed, same weights."""
+    """Train a CNN described by `config`: (model, history). Same seed, same weights.
+
+    Raises TrainingDivergedError (a ValueError) when the loss becomes NaN or explodes.
+    """
     called = time.perf_counter()
-    (x_train, y_train), (x_eval, y_eval), evaluated_on = _split(
-        config, data or load_data()
+    (x_train, y_train), (x_eval, y_eval), evaluated_on = split_data(
+        config, data if data is not None else load_data()
     )
     steps_per_epoch = _steps_per_epoch(len(x_train), config.batch_size)
-    model = CNN(config, rngs=nnx.Rngs(config.seed))
-    # Input-layer preprocessing from the training set only (no peeking at the test set).
-    x_dev = _as_images(x_train)
-    model.set_input_stats(jnp.mean(x_dev), jnp.std(x_dev))
+    x_dev = as_batch(x_train)  # (N, 28, 28, 1) float32, on the device once
+    model = init_model(config, x_dev)
     y_dev = jnp.asarray(y_train, jnp.int32)
     # The evaluation images go to the device once, not once per epoch.
     eval_batches = _eval_batches(x_eval, y_eval, EVAL_BATCH)
@@ -299,7 +337,8 @@ def fit(
     elapsed, losses, corrects = 0.0, [], []
     start = time.perf_counter()
     for epoch, i, loss, correct in training_steps(model, config, x_dev, y_dev):
-        # Results stay on the device (no host round trip inside the loop), summed once an epoch.
+        # Results stay on the device (no host round trip per step), summed once an
+        # epoch.
         losses.append(loss)
         corrects.append(correct)
         if bar is not None and (i + 1) % 50 == 0:
@@ -308,10 +347,10 @@ def fit(
             continue
         if bar is not None:
             bar.update(steps_per_epoch % 50)
+        mean_loss = float(np.sum(jax.device_get(losses), dtype=np.float64))
+        mean_loss /= steps_per_epoch
         history.epoch.append(epoch)
-        history.loss.append(
-            float(np.sum(jax.device_get(losses), dtype=np.float64)) / steps_per_epoch
-        )
+        history.loss.append(mean_loss)
         history.train_accuracy.append(
             int(np.sum(jax.device_get(corrects)))
             / (steps_per_epoch * config.batch_size)
@@ -319,12 +358,12 @@ def fit(
         losses, corrects = [], []
         elapsed += time.perf_counter() - start
         history.seconds.append(elapsed)
-        history.test_accuracy.append(_accuracy(model, eval_batches, len(y_eval)))
+        history.eval_accuracy.append(_accuracy(model, eval_batches, len(y_eval)))
         history.wall_seconds.append(time.perf_counter() - called)
         if bar is not None:
             bar.set_postfix(
                 loss=f"{history.loss[-1]:.4f}",
-                **{f"{evaluated_on}_acc": f"{history.test_accuracy[-1]:.4f}"},
+                **{f"{evaluated_on}_acc": f"{history.eval_accuracy[-1]:.4f}"},
             )
         start = time.perf_counter()  # evaluation time is not training time
     if bar is not None:
@@ -334,6 +373,7 @@ def fit(
 
 
 def _progress_bar(total: int, enabled: bool):
+    """A tqdm bar, or None; tqdm is imported only when a bar is shown."""
     if not enabled:
         return None
     from tqdm.auto import tqdm

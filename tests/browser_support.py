@@ -1,8 +1,9 @@
-"""Helpers for tests/test_browser.py: find the built book, serve it on 127.0.0.1, start Chromium.
+"""Helpers for tests/test_browser.py: find the built book, serve it, start Chromium.
 
-The browser never reaches any address but the local server: every other request is aborted
-and recorded, except MathJax, which Sphinx loads from its CDN and which is answered from the
-local copy in the `django-static-mathjax` package (MathJax 3.2.2), so math typesets offline.
+The browser never reaches any address but the local server: every other request is
+aborted and recorded, except MathJax, which Sphinx loads from its CDN and which is
+answered from the local copy in the `django-static-mathjax` package (MathJax 3.2.2), so
+math typesets offline.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
-# Chromium's features that call home are off: the network is closed, and tests stay local.
+# Chromium's features that call home are off: the network is closed, tests stay local.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -39,7 +40,7 @@ def book_html_dir() -> Path:
 
 
 def screenshot_dir() -> Path:
-    """Where page screenshots go: _build/screenshots beside the html folder (a CI artefact)."""
+    """Where page screenshots go: _build/screenshots beside the html folder (for CI)."""
     return book_html_dir().parent / "screenshots"
 
 
@@ -53,7 +54,10 @@ def chromium_path() -> str | None:
 
 
 def book_pages(root: Path) -> list[str]:
-    """Every HTML page of the built book, as paths relative to `root` (index.html is a redirect)."""
+    """Every HTML page of the built book, as paths relative to `root`.
+
+    index.html is left out: it only redirects.
+    """
     if not root.is_dir():
         return []
     skip = {"_static", "_sources", "_images", "_downloads"}
@@ -66,7 +70,7 @@ def book_pages(root: Path) -> list[str]:
 
 
 def mathjax_dir() -> Path | None:
-    """The es5 folder of the local MathJax 3 copy, or None when the package is missing."""
+    """The es5 folder of the local MathJax 3 copy, or None when it is missing."""
     try:
         import mathjax  # the django-static-mathjax package
     except ImportError:
@@ -96,7 +100,7 @@ def serve(root: Path) -> Iterator[str]:
 
 
 def route_requests(context, base_url: str, blocked: list[str]) -> None:
-    """Let local requests through, answer MathJax from the local copy, abort (and record) the rest."""
+    """Let local requests through, answer MathJax locally, abort and record the rest."""
     local = urlsplit(base_url).netloc
     es5 = mathjax_dir()
 

@@ -1,8 +1,8 @@
-"""The built book in headless Chromium, the way a reader sees it, and the draw-a-digit page.
+"""The built book in headless Chromium as a reader sees it, and the draw-a-digit page.
 
-Uses the book already built at _build/html (or $MNIST_CNN_BOOK_HTML); `make test` builds it
-first. Without a build (or without Chromium / Playwright) the tests skip, unless $CI is set,
-where they fail. Only 127.0.0.1 is contacted (see browser_support.py).
+Uses the book already built at _build/html (or $MNIST_CNN_BOOK_HTML); `make test` builds
+it first. Without a build (or without Chromium / Playwright) the tests skip, unless $CI
+is set, where they fail. Only 127.0.0.1 is contacted (see browser_support.py).
 """
 
 from __future__ import annotations
@@ -27,15 +27,40 @@ from browser_support import (
 HTML = book_html_dir()
 PAGES = book_pages(HTML)
 DRAW_PAGE = "chapters/14_draw_a_digit.html"
+VIEWPORT = {"width": 1280, "height": 800}
+# Every visible <pre> whose content is wider than its box, with the lines that do not
+# fit: how many columns fit is measured with a run of the box's own monospace
+# characters.
+WIDE_CODE_JS = """() => {
+    document.querySelectorAll('details').forEach(d => { d.open = true; });
+    return [...document.querySelectorAll('pre')]
+        .filter(p => p.clientWidth > 0 && p.scrollWidth > p.clientWidth)
+        .map(p => {
+            const s = getComputedStyle(p), probe = document.createElement('span');
+            probe.textContent = '0'.repeat(100);
+            p.appendChild(probe);
+            const char = probe.getBoundingClientRect().width / 100;
+            probe.remove();
+            const inner = p.clientWidth - parseFloat(s.paddingLeft)
+                - parseFloat(s.paddingRight);
+            const fit = Math.floor(inner / char);
+            const lines = p.textContent.split('\\n')
+                .map((text, i) => ({line: i + 1, cols: text.length, text}))
+                .filter(l => l.cols > fit);
+            return {box: p.clientWidth, scroll: p.scrollWidth, fit, lines};
+        });
+}"""
 MODEL_FILE = HTML / "_static" / "mnist_cnn_model.js"
-# Console errors that come from the book's toolchain, not from our pages; each is exact and
-# explained, so that any other error still fails the test.
+# Console errors that come from the book's toolchain, not from our pages; each is exact
+# and explained, so that any other error still fails the test.
 KNOWN_TOOLCHAIN_ERRORS = {
-    # sphinx-thebe 0.3 with Sphinx 7.4 writes its inline `const THEBE_JS_URL = ...` script twice
-    # into every page; the second copy is a SyntaxError. Thebe itself is not used by the book.
+    # sphinx-thebe 0.3 with Sphinx 7.4 writes its inline `const THEBE_JS_URL = ...`
+    # script twice into every page; the second copy is a SyntaxError. Thebe itself is
+    # not used by the book.
     "uncaught: Identifier 'THEBE_JS_URL' has already been declared",
-    # pydata-sphinx-theme reads an empty theme mode from a fresh browser profile's localStorage,
-    # logs this, and falls back to "auto" (every first visit to any pydata-themed site).
+    # pydata-sphinx-theme reads an empty theme mode from a fresh browser profile's
+    # localStorage, logs this, and falls back to "auto" (every first visit to any
+    # pydata-themed site).
     "console error: Got invalid theme mode: . Resetting to auto.",
 }
 
@@ -59,7 +84,7 @@ def _missing() -> str | None:
 
 @pytest.fixture(scope="module")
 def browser_session():
-    """(browser context, base URL, list of blocked external requests), shared by the module."""
+    """(browser context, base URL, blocked external requests), shared by the module."""
     reason = _missing()
     if reason:
         if os.environ.get("CI"):
@@ -72,7 +97,8 @@ def browser_session():
         browser = pw.chromium.launch(
             executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
         )
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        # The window the book is checked at: code boxes must not scroll at this size.
+        context = browser.new_context(viewport=VIEWPORT)
         context.set_default_timeout(15_000)
         blocked: list[str] = []
         route_requests(context, base_url, blocked)
@@ -84,7 +110,7 @@ def browser_session():
 
 
 def open_page(session, path: str):
-    """Open `path`; returns (page, errors) where errors collects console errors and failed loads."""
+    """Open `path`; returns (page, errors): console errors and failed loads."""
     context, base_url, _ = session
     page = context.new_page()
     errors: list[str] = []
@@ -113,7 +139,7 @@ def open_page(session, path: str):
 
 
 def test_book_is_built():
-    """The build exists and has pages (fails in CI when it does not; skips elsewhere)."""
+    """The build exists and has pages: fails in CI if not, skips elsewhere."""
     reason = _missing()
     if reason:
         if os.environ.get("CI"):
@@ -135,7 +161,8 @@ def test_page(browser_session, path):
             )
             page.evaluate("MathJax.startup.promise")
             untyped = page.evaluate("""() => [...document.querySelectorAll('.math')]
-                .filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 60))""")
+                .filter(e => !e.querySelector('mjx-container'))
+                .map(e => e.textContent.slice(0, 60))""")
             assert not untyped, f"{path}: math not typeset: {untyped[:3]}"
         visible = page.inner_text("body")
         assert "$$" not in visible, f"{path}: raw $$ left in the visible text"
@@ -145,7 +172,8 @@ def test_page(browser_session, path):
             const imgs = [...document.images];
             imgs.forEach(i => { i.loading = 'eager'; });
             await Promise.all(imgs.map(i => i.decode().catch(() => null)));
-            return imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);
+            return imgs.filter(i => !(i.complete && i.naturalWidth > 0))
+                .map(i => i.src);
         }""")
         assert not broken, f"{path}: images that did not load: {broken}"
 
@@ -173,10 +201,28 @@ def test_page(browser_session, path):
             assert not body.is_visible(), (
                 f"{path}: solution {i + 1} is visible before a click"
             )
-            # The chevron button sphinx-togglebutton adds to the title (the title's link text
-            # navigates to the exercise instead of toggling).
+            # The chevron button sphinx-togglebutton adds to the title (the title's link
+            # text navigates to the exercise instead of toggling).
             solution.locator("button.toggle-button").first.click()
             body.wait_for(state="visible", timeout=5_000)
+
+        # Code fits the page: no code box (cell, output, literal block) scrolls sideways
+        # at 1280x800, solutions and other dropdowns opened.
+        wide = page.evaluate(WIDE_CODE_JS)
+        report = []
+        for k, box in enumerate(wide, 1):
+            report.append(
+                f"  code box {k}: {box['scroll']} px of content in {box['box']} px "
+                f"({box['fit']} columns fit)"
+            )
+            report += [
+                f"    line {x['line']} ({x['cols']} columns): {x['text'][:120]}"
+                for x in box["lines"][:10]
+            ]
+        assert not wide, (
+            f"{path}: {len(wide)} code boxes scroll horizontally at "
+            f"{VIEWPORT['width']}x{VIEWPORT['height']}:\n" + "\n".join(report)
+        )
 
         if path == "search.html":
             page.goto(page.url.split("?")[0] + "?q=convolution", wait_until="load")
@@ -195,8 +241,8 @@ def test_page(browser_session, path):
 
 
 def test_no_external_requests(browser_session):
-    """Nothing but 127.0.0.1 (and the local MathJax stand-in) was asked for by any page so far."""
-    page, errors = open_page(browser_session, "intro.html")
+    """No page so far asked for anything but 127.0.0.1 (and the local MathJax)."""
+    page, _ = open_page(browser_session, "intro.html")
     page.close()
     _, _, blocked = browser_session
     assert not blocked, (
@@ -224,7 +270,7 @@ def draw_page(browser_session):
 
 @pytest.fixture(scope="module")
 def web_model():
-    """The model the page runs, rebuilt in Python from the exported file in the build."""
+    """The model the page runs, rebuilt in Python from the exported file."""
     from mnist_cnn.export import load_web
 
     return load_web(MODEL_FILE)
@@ -257,7 +303,7 @@ def test_js_forward_matches_predict(draw_page, web_model, test_digits):
 
 
 def test_js_preprocess_matches_python(draw_page, test_digits):
-    """MNIST digits enlarged and moved on a 280x280 page give the same 28x28 as preprocess_image."""
+    """Digits enlarged, moved on a 280x280 page: the same 28x28 as preprocess_image."""
     from PIL import Image
 
     import mnist_cnn
@@ -290,7 +336,7 @@ def test_js_preprocess_matches_python(draw_page, test_digits):
 
 
 def _stroke(page, points):
-    """Drag the mouse through `points` (canvas coordinates, 0..280) with the button held."""
+    """Drag the mouse through `points` (canvas coordinates, 0..280), button held."""
     box = page.locator(".dd-canvas").bounding_box()
     sx, sy = box["width"] / 280, box["height"] / 280
     page.mouse.move(box["x"] + points[0][0] * sx, box["y"] + points[0][1] * sy)
@@ -344,7 +390,8 @@ def test_drawn_digit_is_classified(draw_page, web_model, digit):
         page.evaluate("""() => {
         const c = document.querySelector('.dd-canvas'), d = c.getContext('2d')
             .getImageData(0, 0, c.width, c.height).data, g = [];
-        for (let i = 0; i < d.length; i += 4) g.push((0.299 * d[i] + 0.587 * d[i+1] + 0.114 * d[i+2]) / 255);
+        for (let i = 0; i < d.length; i += 4)
+            g.push((0.299 * d[i] + 0.587 * d[i+1] + 0.114 * d[i+2]) / 255);
         return g; }"""),
         np.float32,
     ).reshape(280, 280)
@@ -378,7 +425,8 @@ def test_clear_resets_the_bars(draw_page):
     assert widths == [0.0] * 10
     assert page.locator(".dd-panel").get_attribute("data-prediction") == ""
     blank = page.evaluate("""() => { const c = document.querySelector('.dd-canvas');
-        return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.every((v, i) => i % 4 === 3 || v === 0); }""")
+        return c.getContext('2d').getImageData(0, 0, c.width, c.height).data
+            .every((v, i) => i % 4 === 3 || v === 0); }""")
     assert blank, "the canvas still has ink after Clear"
     # The first layer's feature maps show one map per filter of the exported model.
     assert page.locator(".dd-map").count() == page.evaluate(

@@ -1,12 +1,11 @@
-"""Saving and loading: identical predictions after a round trip, clear errors on bad files."""
+"""Saving and loading: identical predictions after a round trip, clear errors."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mnist_cnn import Config, load, predict, save
-from mnist_cnn.checkpoint import pretrained
+from mnist_cnn import Config, load, predict, pretrained, save
 
 
 def test_round_trip_gives_identical_predictions(tiny_model, mnist, tmp_path):
@@ -30,7 +29,7 @@ def test_the_file_holds_no_pickle(tiny_model, tmp_path):
 def test_truncated_file_is_a_clear_error(tiny_model, tmp_path):
     path = save(tiny_model, tmp_path / "model.npz")
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(ValueError, match="not an mnist_cnn checkpoint|not a readable"):
+    with pytest.raises(ValueError, match=r"not an mnist_cnn checkpoint|not a readable"):
         load(path)
 
 

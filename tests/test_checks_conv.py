@@ -1,7 +1,11 @@
-"""The chapter 1-3 self-checks pass right answers and catch the usual mistakes with the right hint."""
+"""The chapter 1-3 self-checks pass right answers and catch the usual mistakes with the
+right hint.
+"""
 
-from mnist_cnn import ops
-from mnist_cnn.checks import conv as checks
+from conftest import said
+
+from mnist_cnn.teach import ops
+from mnist_cnn.teach.checks import conv as checks
 
 
 def correct_conv(x, w, stride=1, padding=0):
@@ -27,7 +31,7 @@ def no_stride_conv(x, w, stride=1, padding=0):
 def test_correct_conv_passes(capsys):
     assert checks.check_conv2d(correct_conv)
     assert checks.check_conv2d(ops.conv2d_im2col, seed=3)
-    assert capsys.readouterr().out.startswith("PASS")
+    assert said(capsys).startswith("PASS")
 
 
 def test_mistakes_fail_with_a_matching_hint(capsys):
@@ -38,7 +42,7 @@ def test_mistakes_fail_with_a_matching_hint(capsys):
         (no_stride_conv, "stride"),
     ]:
         assert not checks.check_conv2d(fn)
-        out = capsys.readouterr().out
+        out = said(capsys)
         assert out.startswith("FAIL") and hint in out, (fn.__name__, out)
 
 
@@ -47,7 +51,7 @@ def test_a_crash_is_reported_not_raised(capsys):
         raise IndexError("index 5 is out of bounds")
 
     assert not checks.check_conv2d(broken)
-    assert "IndexError" in capsys.readouterr().out
+    assert "IndexError" in said(capsys)
 
 
 def test_output_size_check(capsys):
@@ -61,7 +65,7 @@ def test_output_size_check(capsys):
     ]:
         capsys.readouterr()
         assert not checks.check_output_size(fn)
-        assert hint in capsys.readouterr().out
+        assert hint in said(capsys)
 
 
 def test_standardize_check_catches_test_leakage(capsys):
@@ -73,4 +77,4 @@ def test_standardize_check_catches_test_leakage(capsys):
 
     assert checks.check_standardize(right)
     assert not checks.check_standardize(leaky)
-    assert "leaks" in capsys.readouterr().out
+    assert "leaks" in said(capsys)

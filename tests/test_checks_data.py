@@ -1,12 +1,15 @@
-"""The chapter 8-9 self-checks pass a correct answer and fail typical wrong ones, with a hint."""
+"""The chapter 8-9 self-checks pass a correct answer and fail typical wrong ones, with a
+hint.
+"""
 
 from __future__ import annotations
 
 import struct
 
 import numpy as np
+from conftest import said
 
-from mnist_cnn.checks import data as checks
+from mnist_cnn.teach.checks import data as checks
 
 
 def test_idx_header_check(capsys):
@@ -21,13 +24,13 @@ def test_idx_header_check(capsys):
         return struct.unpack(">3I", header[4:16].ljust(12, b"\0"))
 
     assert checks.check_idx_header(right) is True
-    assert "PASS" in capsys.readouterr().out
+    assert "PASS" in said(capsys)
     assert checks.check_idx_header(little_endian) is False
-    assert "big-endian" in capsys.readouterr().out
+    assert "big-endian" in said(capsys)
     assert checks.check_idx_header(always_three) is False
-    assert "header[3]" in capsys.readouterr().out
+    assert "header[3]" in said(capsys)
     assert checks.check_idx_header(lambda h: 1 / 0) is False
-    assert "ZeroDivisionError" in capsys.readouterr().out
+    assert "ZeroDivisionError" in said(capsys)
 
 
 def test_class_means_check(capsys):
@@ -46,7 +49,7 @@ def test_class_means_check(capsys):
         )
         is False
     )
-    assert capsys.readouterr().out.count("FAIL") == 2
+    assert said(capsys).count("FAIL") == 2
 
 
 def test_confusion_matrix_check(capsys):
@@ -58,7 +61,7 @@ def test_confusion_matrix_check(capsys):
 
     assert checks.check_confusion_matrix(right) is True
     assert checks.check_confusion_matrix(lambda t, p: right(t, p).T) is False
-    assert "matrix[true, pred]" in capsys.readouterr().out
+    assert "matrix[true, pred]" in said(capsys)
 
     def assignment_not_count(y_true, y_pred):
         m = np.zeros((10, 10), int)
@@ -85,4 +88,4 @@ def test_shift_check(capsys):
         checks.check_shift(lambda im, dy, dx: np.roll(im, (dy, dx), axis=(0, 1)))
         is False
     )
-    assert "FAIL" in capsys.readouterr().out
+    assert "FAIL" in said(capsys)

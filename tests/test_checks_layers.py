@@ -1,11 +1,14 @@
-"""The layer chapters' self-checks pass correct answers and fail wrong ones with the right hint."""
+"""The layer chapters' self-checks pass correct answers and fail wrong ones with the
+right hint.
+"""
 
 import jax
 import numpy as np
 import optax
+from conftest import said
 
-from mnist_cnn.checks import layers
-from mnist_cnn.ops import avg_pool2d, max_pool2d
+from mnist_cnn.teach.checks import layers
+from mnist_cnn.teach.ops import avg_pool2d, max_pool2d
 
 
 def test_activation_derivative(capsys):
@@ -20,11 +23,11 @@ def test_activation_derivative(capsys):
     assert not layers.check_activation_derivative(
         lambda x: 1 / (1 + np.exp(-x)), "sigmoid"
     )
-    assert "the activation itself" in capsys.readouterr().out
+    assert "the activation itself" in said(capsys)
     assert not layers.check_activation_derivative(
         lambda x: (np.asarray(x) < 0).astype(float), "relu"
     )
-    assert "other way round" in capsys.readouterr().out
+    assert "other way round" in said(capsys)
 
 
 def test_pool(capsys):
@@ -38,9 +41,9 @@ def test_pool(capsys):
         return np.maximum(max_pool2d(x, size, stride), 0)
 
     assert not layers.check_pool(pool_from_zero, "max")
-    assert "start the maximum at 0" in capsys.readouterr().out
+    assert "start the maximum at 0" in said(capsys)
     assert not layers.check_pool(lambda x, s, st: max_pool2d(x, s, 1), "max")
-    assert "floor((n - size) / stride) + 1" in capsys.readouterr().out
+    assert "floor((n - size) / stride) + 1" in said(capsys)
 
 
 def test_softmax(capsys):
@@ -49,13 +52,13 @@ def test_softmax(capsys):
     assert not layers.check_softmax(
         lambda z: np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
     )
-    assert "subtract each row's maximum" in capsys.readouterr().out
+    assert "subtract each row's maximum" in said(capsys)
     assert not layers.check_softmax(
         lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum()
     )
-    assert "normalise over the last axis" in capsys.readouterr().out
+    assert "normalise over the last axis" in said(capsys)
     assert not layers.check_softmax(lambda z: 1 / 0)
-    assert "ZeroDivisionError" in capsys.readouterr().out
+    assert "ZeroDivisionError" in said(capsys)
 
 
 def test_cross_entropy(capsys):
@@ -66,11 +69,11 @@ def test_cross_entropy(capsys):
     )
     capsys.readouterr()
     assert not layers.check_cross_entropy(naive)
-    assert "logits - logsumexp(logits)" in capsys.readouterr().out
+    assert "logits - logsumexp(logits)" in said(capsys)
     assert not layers.check_cross_entropy(
         lambda z, y: optax.softmax_cross_entropy_with_integer_labels(z, y)
     )
-    assert "the mean over the batch" in capsys.readouterr().out
+    assert "the mean over the batch" in said(capsys)
 
 
 def test_same_convolution(capsys):
@@ -81,7 +84,7 @@ def test_same_convolution(capsys):
     capsys.readouterr()
     flipped = lambda im, k: scipy.signal.convolve2d(im, k, mode="same")
     assert not layers.check_same_convolution(flipped)
-    assert "flipped the kernel" in capsys.readouterr().out
+    assert "flipped the kernel" in said(capsys)
     valid = lambda im, k: scipy.signal.correlate2d(im, k, mode="valid")
     assert not layers.check_same_convolution(valid)
-    assert "ring(s) of zeros" in capsys.readouterr().out
+    assert "ring(s) of zeros" in said(capsys)

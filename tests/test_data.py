@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.server
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from mnist_cnn import data
 from mnist_cnn.data import FILES, MNISTNotFoundError, load_data, parse_idx
 
-# --- the real data -----------------------------------------------------------------------------
+# --- the real data --------------------------------------------------------------------
 
 
 def test_shapes_dtypes_like_keras(mnist):
@@ -31,7 +32,7 @@ def test_shapes_dtypes_like_keras(mnist):
 
 def test_known_facts_of_the_files(mnist):
     # Facts of the data set itself, from shared/data/mnist/README.md.
-    (x_train, y_train), (x_test, y_test) = mnist
+    (x_train, y_train), (_x_test, y_test) = mnist
     assert y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert np.bincount(y_train).tolist() == [
@@ -64,7 +65,7 @@ def test_known_facts_of_the_files(mnist):
 
 def test_env_var_is_used(mnist, mnist_dir, monkeypatch):
     monkeypatch.setenv("MNIST_CNN_DATA", str(mnist_dir))
-    (x, y), _ = load_data()
+    (_x, y), _ = load_data()
     np.testing.assert_array_equal(y, mnist[0][1])
 
 
@@ -79,7 +80,7 @@ def test_uncompressed_files_are_accepted(mnist, mnist_dir, tmp_path):
         (tmp_path / stem).write_bytes(
             gzip.decompress((mnist_dir / f"{stem}.gz").read_bytes())
         )
-    (x_train, y_train), (x_test, y_test) = load_data(tmp_path)
+    (_x_train, y_train), (x_test, _y_test) = load_data(tmp_path)
     np.testing.assert_array_equal(x_test, mnist[1][0])
     np.testing.assert_array_equal(y_train, mnist[0][1])
 
@@ -87,6 +88,25 @@ def test_uncompressed_files_are_accepted(mnist, mnist_dir, tmp_path):
 def test_cache_directory_respects_xdg(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert data.cache_dir() == tmp_path / "mnist_cnn" / "mnist"
+
+
+def test_find_data_folder_follows_load_datas_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "env"))
+    assert data.find_data_folder(tmp_path / "arg") == tmp_path / "arg"
+    assert data.find_data_folder() == tmp_path / "env"
+    monkeypatch.delenv(data.ENV_VAR)
+    assert data.find_data_folder() == tmp_path / "cache" / "mnist_cnn" / "mnist"
+    assert not (tmp_path / "cache").exists()  # only says where; creates nothing
+
+
+def test_find_file_prefers_the_uncompressed_file(tmp_path):
+    stem = FILES[0]
+    assert data.find_file(tmp_path, stem) is None
+    (tmp_path / f"{stem}.gz").write_bytes(b"")
+    assert data.find_file(tmp_path, stem) == tmp_path / f"{stem}.gz"
+    (tmp_path / stem).write_bytes(b"")
+    assert data.find_file(tmp_path, stem) == tmp_path / stem
 
 
 def test_checksum_mismatch_names_the_file(mnist_dir, tmp_path):
@@ -118,7 +138,7 @@ def test_images_and_labels_count_must_agree(tmp_path, monkeypatch):
         load_data(tmp_path)
 
 
-# --- the IDX parser ------------------------------------------------------------------------------
+# --- the IDX parser -------------------------------------------------------------------
 
 
 def _idx(array: np.ndarray) -> bytes:
@@ -166,7 +186,7 @@ def test_parser_checks_dimensions():
 def test_corrupt_gzip_is_a_clear_error(tmp_path):
     path = tmp_path / "x.gz"
     path.write_bytes(gzip.compress(_idx(np.zeros(10, np.uint8)))[:-12])
-    with pytest.raises(ValueError, match="truncated|not a valid gzip"):
+    with pytest.raises(ValueError, match=r"truncated|not a valid gzip"):
         data._decompress(path.read_bytes(), str(path))
 
 
@@ -209,17 +229,15 @@ def test_parser_never_trusts_huge_headers(shape, body):
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_gzip_payloads_only_raise_value_error(tail):
-    try:
+    with contextlib.suppress(ValueError):
         data._decompress(b"\x1f\x8b" + tail, "random.gz")
-    except ValueError:
-        pass
 
 
-# --- downloading from mirrors (a local server on 127.0.0.1) -------------------------------------
+# --- downloading from mirrors (a local server on 127.0.0.1) ---------------------------
 
 
 class _Mirror(http.server.SimpleHTTPRequestHandler):
-    """Serves files from `root`; `mode` makes it misbehave: 404 everything, or cut transfers."""
+    """Serves files from `root`; `mode` makes it misbehave: 404s or cut transfers."""
 
     root: Path
     mode = "ok"
@@ -271,7 +289,7 @@ def test_download_tries_the_next_mirror(mnist_dir, tmp_path, serve):
     folder = data.download(tmp_path / "cache", mirrors=(broken, good), timeout=10)
     assert sorted(p.name for p in folder.iterdir()) == sorted(f"{s}.gz" for s in FILES)
     assert len(broken_log) == 4 and len(good_log) == 4
-    (x_train, y_train), (x_test, y_test) = load_data(folder)
+    (_x_train, y_train), (_x_test, _y_test) = load_data(folder)
     assert y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
 
 
@@ -304,7 +322,7 @@ def test_truncated_transfer_is_retried_elsewhere_and_leaves_nothing(
     cut, _ = serve(mnist_dir, "truncate")
     cache = tmp_path / "cache"
     with pytest.raises(
-        MNISTNotFoundError, match="cut short|truncated|IncompleteRead"
+        MNISTNotFoundError, match=r"cut short|truncated|IncompleteRead"
     ) as info:
         data.download(cache, mirrors=(cut,), timeout=10)
     assert "MNIST_CNN_DATA" in str(info.value)

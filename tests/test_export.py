@@ -1,4 +1,4 @@
-"""mnist_cnn.export: the web file round-trips to the same network, for any architecture."""
+"""mnist_cnn.export: the web file round-trips to the same network, any architecture."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _model(config: mnist_cnn.Config, seed: int = 0) -> mnist_cnn.CNN:
 
 
 def _probs(model: mnist_cnn.CNN, x: np.ndarray) -> np.ndarray:
-    """Softmax of the logits, eagerly (compiling `predict` per architecture would be slower)."""
+    """Softmax of the logits, eagerly (compiling per architecture would be slower)."""
     return np.asarray(jax.nn.softmax(model(x), axis=-1))
 
 
@@ -66,9 +66,9 @@ def test_description_lists_layers_in_forward_order():
 
 
 def test_bad_input_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="ending in .js"):
+    with pytest.raises(ValueError, match=r"ending in \.js"):
         export_web(_model(CONFIGS[0]), tmp_path / "model.json")
-    with pytest.raises(ValueError, match="mnist_cnn.CNN"):
+    with pytest.raises(ValueError, match=r"mnist_cnn\.CNN"):
         export_web("not a model", tmp_path / "model.js")
     bad = tmp_path / "bad.js"
     bad.write_text("var x = 1;\n")
@@ -91,3 +91,28 @@ def test_cli_export_web(tmp_path):
     assert not list(
         (tmp_path / "web").glob("*.tmp")
     )  # written atomically, nothing left over
+
+
+def test_batch_norm_is_folded_into_the_conv_weights(tmp_path, mnist):
+    """The page runs the eval-mode model: the export folds batch norm into each conv."""
+    (x_train, y_train), _ = mnist
+    config = mnist_cnn.Config(
+        conv_channels=(4, 6), dense=(8,), batch_norm=True, epochs=1, batch_size=50
+    )
+    # A short real run, so the running averages and scales are far from their defaults.
+    model, _ = mnist_cnn.fit(
+        config, ((x_train[:500], y_train[:500]), (x_train[:50], y_train[:50])), False
+    )
+    assert not np.allclose(model.norms[0].var[...], 1.0)
+    back = load_web(export_web(model, tmp_path / "model.js"))
+    assert back.config == config.replace(batch_norm=False)
+    x = x_train[1000:1008]
+    np.testing.assert_allclose(_probs(back, x), _probs(model, x), atol=5e-3)
+    types = [layer["type"] for layer in web_description(model)["layers"]]
+    assert types == ["conv", "activation", "pool"] * 2 + [
+        "flatten",
+        "dense",
+        "activation",
+        "dense",
+        "softmax",
+    ]

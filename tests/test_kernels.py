@@ -1,10 +1,12 @@
-"""Hand-made kernels: values, responses on tiny hand-made images, and apply_kernel against scipy."""
+"""Hand-made kernels: values, responses on tiny hand-made images, and apply_kernel
+against scipy.
+"""
 
 import numpy as np
 import pytest
 import scipy.signal
 
-from mnist_cnn import kernels
+from mnist_cnn.teach import kernels
 
 RNG = np.random.default_rng(0)
 
@@ -76,35 +78,60 @@ def test_bad_inputs_are_clear_errors():
         kernels.get_kernel("blurr")
 
 
-def test_sample_photo_and_to_grey():
+def test_sample_photo_is_a_grey_photograph():
     photo = kernels.sample_photo(64)
     assert photo.shape[1] == 64 and photo.ndim == 2
     assert (
         0.0 <= photo.min() < 0.2 and 0.8 < photo.max() <= 1.0
     )  # a real photograph's range
-    rgb = np.zeros((2, 2, 3), np.uint8)
-    rgb[0, 0] = (255, 0, 0)
-    rgb[1, 1] = (255, 255, 255)
-    np.testing.assert_allclose(kernels.to_grey(rgb), [[0.299, 0], [0, 1]], atol=1e-6)
 
 
 def test_kernel_similarity_finds_planted_filters():
     learned = np.stack(
         [
             -2.5 * kernels.get_kernel("Sobel x"),
-            kernels.get_kernel("Laplacian") + 3.0,
+            0.3 * kernels.get_kernel("box blur"),
+            -kernels.get_kernel("Gaussian blur 3x3"),
             RNG.normal(size=(3, 3)),
         ],
         axis=-1,
-    )[:, :, None, :]  # HWIO, 3 filters
+    )[:, :, None, :]  # HWIO, 4 filters
     sim, names = kernels.kernel_similarity(learned)
-    assert (
-        sim.shape == (3, len(names)) and "Gaussian blur" not in names
-    )  # 5x5 is left out
-    assert names[int(np.argmax(sim[0]))] == "Sobel x" and sim[0].max() == pytest.approx(
-        1.0
-    )
-    assert names[int(np.argmax(sim[1]))] == "Laplacian" and sim[
-        1
-    ].max() == pytest.approx(1.0)
+    assert sim.shape == (4, len(names)) and "Gaussian blur" not in names  # 5x5 out
+    # Scale and sign do not matter, and the blurs are found: nothing zeroes them.
+    for row, name in enumerate(["Sobel x", "box blur", "Gaussian blur 3x3"]):
+        assert names[int(np.argmax(sim[row]))] == name
+        assert sim[row].max() == pytest.approx(1.0)
     assert np.all(sim <= 1.0 + 1e-9)
+    # The reference: |cos| of the flattened weights, computed directly.
+    a = learned[:, :, 0, 3].ravel()
+    b = kernels.get_kernel("Laplacian").ravel()
+    expected = abs(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    assert sim[3, names.index("Laplacian")] == pytest.approx(expected)
+
+
+def test_kernel_similarity_with_the_mean_removed_is_blind_to_the_box_blur():
+    learned = np.stack(
+        [kernels.get_kernel("Laplacian") + 3.0, kernels.get_kernel("box blur")], -1
+    )
+    sim, names = kernels.kernel_similarity(learned, remove_mean=True)
+    assert names[int(np.argmax(sim[0]))] == "Laplacian"
+    assert sim[0].max() == pytest.approx(1.0)  # the offset is ignored
+    assert np.all(sim[:, names.index("box blur")] == 0.0)  # constant -> zero vector
+    sim, _ = kernels.kernel_similarity(learned)
+    assert sim[1, names.index("box blur")] == pytest.approx(1.0)
+
+
+def test_comparison_bank_holds_every_3x3_kernel_and_a_3x3_gaussian():
+    bank = kernels.comparison_bank()
+    assert set(bank) == {n for n, k in kernels.KERNELS.items() if k.shape == (3, 3)} | {
+        "Gaussian blur 3x3"
+    }
+    assert bank["Gaussian blur 3x3"].sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(
+        bank["Gaussian blur 3x3"],
+        np.outer([1, 2, 1], [1, 2, 1]) / 16,
+    )
+    assert set(kernels.comparison_bank(5)) == {"Gaussian blur"}
+    with pytest.raises(ValueError, match="shape"):
+        kernels.kernel_similarity(np.zeros((3, 3)))

@@ -1,4 +1,6 @@
-"""The teaching ops in mnist_cnn.ops against jax.lax and flax.nnx on random shapes, strides, paddings."""
+"""The teaching ops in mnist_cnn.ops against jax.lax and flax.nnx on random shapes,
+strides, paddings.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -6,13 +8,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from mnist_cnn import ops
+from mnist_cnn.teach import ops
 
 RNG = np.random.default_rng(0)
 
 
 def lax_conv(x, w, b, stride, padding):
-    """Reference: jax.lax.conv_general_dilated on NHWC/HWIO with symmetric zero padding."""
+    """Reference: jax.lax.conv_general_dilated, NHWC/HWIO, symmetric zero padding."""
     sh, sw = (stride, stride) if np.ndim(stride) == 0 else stride
     ph, pw = (padding, padding) if np.ndim(padding) == 0 else padding
     out = jax.lax.conv_general_dilated(
@@ -27,7 +29,7 @@ def lax_conv(x, w, b, stride, padding):
 
 
 def random_case(rng):
-    """A random batch, filter bank, bias, stride and padding whose window always fits."""
+    """A random batch, filter bank, bias, stride and padding; the window always fits."""
     n, c_in, c_out = rng.integers(1, 3), rng.integers(1, 4), rng.integers(1, 4)
     kh, kw = rng.integers(1, 5, size=2)
     ph, pw = rng.integers(0, 3, size=2)
@@ -120,11 +122,11 @@ def test_conv_output_size_matches_lax_shape(n, k, s, p):
 
 
 def test_conv_output_size_errors_say_what_to_change():
-    with pytest.raises(ValueError, match="not divisible by stride 2.*stride=1"):
+    with pytest.raises(ValueError, match=r"not divisible by stride 2.*stride=1"):
         ops.conv_output_size(
             6, 3, 2, 1
         )  # 6 + 2 - 3 = 5 leaves one row over; no padding helps
-    with pytest.raises(ValueError, match="not divisible by stride 3.*padding=3"):
+    with pytest.raises(ValueError, match=r"not divisible by stride 3.*padding=3"):
         ops.conv_output_size(6, 3, 3, 1)  # 6 + 6 - 3 = 9 is divisible by 3
     assert (
         ops.conv_output_size(6, 3, 2, 1, strict=False)

@@ -1,16 +1,20 @@
-"""Input-layer preprocessing: statistics from the training set only, PCA vs SVD, whitening vs identity."""
+"""Input-layer preprocessing: statistics from the training set only, PCA vs SVD,
+whitening vs identity.
+"""
 
 import numpy as np
 import pytest
 
 import mnist_cnn
-from mnist_cnn import preprocessing as pp
+from mnist_cnn.teach import preprocessing as pp
 
 RNG = np.random.default_rng(0)
 
 
 def correlated(n=3000, side=3):
-    """Random (n, side, side) images whose pixels are strongly correlated (full-rank covariance)."""
+    """Random (n, side, side) images whose pixels are strongly correlated (full-rank
+    covariance).
+    """
     mixing = RNG.normal(size=(side * side, side * side))
     return (RNG.normal(size=(n, side * side)) @ mixing + 5.0).reshape(n, side, side)
 
@@ -23,7 +27,9 @@ def mnist_small():
 
 @pytest.fixture(scope="module")
 def mnist_14(mnist_small):
-    """Every other row and column (14x14 = 196 pixels, empty border included): fast linear algebra."""
+    """Every other row and column (14x14 = 196 pixels, empty border included): fast
+    linear algebra.
+    """
     return mnist_small[0][:, ::2, ::2]
 
 
@@ -41,13 +47,15 @@ def test_statistics_come_from_the_training_set_only():
     before = sub.mean.copy()
     sub.transform(test)
     np.testing.assert_array_equal(sub.mean, before)  # transforming never refits
-    norm = pp.Normalisation().fit(train)
+    assert pp.Normalisation is pp.Standardisation  # the old name still works
+    norm = pp.Standardisation().fit(train)
     out = norm.transform(train)
     assert abs(out.mean()) < 1e-5 and abs(out.std() - 1) < 1e-4
     np.testing.assert_allclose(
         norm.transform(test), (test - train.mean()) / train.std(), rtol=1e-4
     )
-    # The test set's own mean is NOT removed: its transformed mean is the shift we added.
+    # The test set's own mean is NOT removed: its transformed mean is the shift we
+    # added.
     assert sub.transform(test).mean() == pytest.approx(
         test.mean() - train.mean(), abs=1e-4
     )
@@ -60,7 +68,7 @@ def test_mean_image_and_uint8_scaling(mnist_14):
     np.testing.assert_allclose(
         pp.mean_image(x), x.astype(np.float64).mean(axis=0) / 255
     )
-    per_pixel = pp.Normalisation(per_pixel=True).fit(x)
+    per_pixel = pp.Standardisation(per_pixel=True).fit(x)
     assert np.all(
         np.isfinite(per_pixel.transform(x))
     )  # the empty border does not divide by zero
@@ -82,7 +90,8 @@ def test_pca_matches_numpy_svd(mnist_14, mnist_pca):
     np.testing.assert_allclose(
         pca.reconstruct(pca.transform(mnist_14[:5])), mnist_14[:5] / 255, atol=1e-5
     )
-    # Keeping k components loses exactly the variance of the others (mean squared error).
+    # Keeping k components loses exactly the variance of the others (mean squared
+    # error).
     k = 30
     recon = pca.reconstruct(pca.transform(mnist_14)[:, :k]).reshape(len(x), -1)
     assert np.mean(np.sum((recon - x) ** 2, axis=1)) == pytest.approx(
@@ -104,7 +113,8 @@ def test_zca_is_symmetric_and_stays_close_to_the_image():
     zca, pca = pp.Whitening("zca", 1e-9).fit(x), pp.Whitening("pca", 1e-9).fit(x)
     np.testing.assert_allclose(zca.W, zca.W.T, atol=1e-10)
     assert not np.allclose(pca.W, pca.W.T)
-    # Among all whitening matrices, ZCA changes the (centred) data the least (Kessy et al. 2018).
+    # Among all whitening matrices, ZCA changes the (centred) data the least (Kessy et
+    # al. 2018).
     centred = pp.as_vectors(x) - pp.as_vectors(x).mean(axis=0)
     dist = {
         name: np.mean((w.transform(x).reshape(len(x), -1) - centred) ** 2)
@@ -137,8 +147,9 @@ def test_training_without_model_scaling_matches_fit(mnist_small):
     _, history = mnist_cnn.fit(
         config, data=((x_train, y_train), (x_test, y_test)), progress=False
     )
-    # Standardise by hand exactly as `fit` does inside the model: the runs must then agree.
-    norm = pp.Normalisation().fit(x_train)
+    # Standardise by hand exactly as `fit` does inside the model: the runs must then
+    # agree.
+    norm = pp.Standardisation().fit(x_train)
     result = pp.train_on_preprocessed(
         norm.transform(x_train),
         y_train,
@@ -148,5 +159,37 @@ def test_training_without_model_scaling_matches_fit(mnist_small):
         log_every=5,
     )
     assert result["loss"].mean() == pytest.approx(history.loss[0], abs=2e-3)
-    assert result["test_accuracy"] == pytest.approx(history.test_accuracy[0], abs=0.01)
+    assert result["accuracy"] == pytest.approx(history.eval_accuracy[0], abs=0.01)
     assert len(result["steps"]) == 1000 // 50 // 5
+
+
+def test_pca_function_against_svd():
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (80, 6, 6), dtype=np.uint8)
+    coords, directions, ratio = pp.pca(x, 3)
+    flat = x.reshape(len(x), -1) / 255.0
+    centred = flat - flat.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    # Directions are defined up to sign; the function fixes it, so compare with signs
+    # aligned. Pixels become float32 in [0, 1] first, hence the tolerance.
+    signs = np.sign(np.sum(directions * vt[:3], axis=1))
+    np.testing.assert_allclose(directions, vt[:3] * signs[:, None], atol=1e-6)
+    np.testing.assert_allclose(coords, (centred @ vt[:3].T) * signs, atol=1e-6)
+    np.testing.assert_allclose(ratio, s[:3] ** 2 / np.sum(s**2), atol=1e-9)
+    assert np.all(directions[np.arange(3), np.abs(directions).argmax(axis=1)] > 0)
+    with pytest.raises(ValueError, match="components"):
+        pp.pca(x, 0)
+
+
+def test_pca_of_feature_vectors_has_the_same_sign_convention_as_the_class():
+    f = RNG.normal(size=(50, 4)) @ RNG.normal(size=(4, 4))
+    coords, directions, ratio = pp.pca(f, 2)
+    centred = f - f.mean(axis=0)
+    evals, evecs = np.linalg.eigh(np.cov(centred.T))
+    top = evecs[:, ::-1][:, :2]
+    np.testing.assert_allclose(np.abs(coords), np.abs(centred @ top), atol=1e-4)
+    np.testing.assert_allclose(ratio, evals[::-1][:2] / evals.sum(), rtol=1e-4)
+    fitted = pp.PCA().fit(f.reshape(50, 2, 2))
+    np.testing.assert_allclose(fitted.components[:2], directions, atol=1e-5)
+    with pytest.raises(ValueError):
+        pp.pca(np.ones(5))

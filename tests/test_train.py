@@ -1,13 +1,24 @@
-"""Training: a short real run learns, is deterministic, and evaluation counts every image."""
+"""Training: a short run learns, is deterministic, evaluation counts every image."""
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from mnist_cnn import Config, evaluate, fit
+from mnist_cnn import PRESETS, Config, TrainingDivergedError, evaluate, fit, load, save
+from mnist_cnn.model import init_model
+from mnist_cnn.pixels import as_batch
+from mnist_cnn.train import (
+    check_loss,
+    loss_fn,
+    make_optimizer,
+    split_data,
+    train_step,
+    training_steps,
+)
 
 SMALL = Config(
     conv_channels=(8, 16), dense=(32,), epochs=2, train_size=5000, batch_size=50
@@ -24,8 +35,8 @@ def test_a_short_run_learns(mnist):
     model, history = fit(SMALL, small_test, progress=False)
     assert history.epoch == [1, 2]
     assert history.loss[1] < history.loss[0]
-    assert history.test_accuracy[-1] > 0.90
-    assert history.test_accuracy[-1] == pytest.approx(
+    assert history.eval_accuracy[-1] > 0.90
+    assert history.eval_accuracy[-1] == pytest.approx(
         evaluate(model, x_test[:2000], y_test[:2000])
     )
     assert 0 < history.seconds[0] <= history.seconds[1]
@@ -56,7 +67,7 @@ def test_validation_split_keeps_the_test_set_unseen(mnist):
         progress=False,
     )
     assert history.evaluated_on == "validation"
-    assert history.test_accuracy[-1] == pytest.approx(
+    assert history.eval_accuracy[-1] == pytest.approx(
         evaluate(model, x_train[1000:1200], y_train[1000:1200])
     )
 
@@ -84,3 +95,123 @@ def test_batch_larger_than_data_is_a_clear_error(mnist):
             ((x_train[:100], y_train[:100]), test),
             progress=False,
         )
+
+
+def test_validation_size_and_train_size_are_both_applied(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    data = ((x_train[:1000], y_train[:1000]), (x_test[:10], y_test[:10]))
+    config = Config(validation_size=300, train_size=200)
+    (xt, yt), (xv, yv), on = split_data(config, data)
+    assert on == "validation"
+    # Validation: the last 300 training images; training: the first 200 of the rest.
+    np.testing.assert_array_equal(xv, x_train[700:1000])
+    np.testing.assert_array_equal(yv, y_train[700:1000])
+    np.testing.assert_array_equal(xt, x_train[:200])
+    np.testing.assert_array_equal(yt, y_train[:200])
+    (xt, _), (xe, _), on = split_data(Config(train_size=100), data)
+    assert on == "test" and len(xt) == 100 and len(xe) == 10
+    # And fit trains on those 200 images: 200 // 50 steps of 50 images.
+    model, history = fit(
+        config.replace(epochs=1, batch_size=50, conv_channels=(4,), dense=()),
+        data,
+        progress=False,
+    )
+    assert history.evaluated_on == "validation"
+    assert history.eval_accuracy[0] == pytest.approx(evaluate(model, xv, yv))
+    assert float(model.mean[...]) == pytest.approx(x_train[:200].mean() / 255, 1e-4)
+
+
+def test_a_diverging_run_stops_with_a_clear_error(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    data = ((x_train[:2000], y_train[:2000]), (x_test[:100], y_test[:100]))
+    config = PRESETS["tiny"].replace(learning_rate=1e6, train_size=None)
+    with pytest.raises(TrainingDivergedError, match="lower the learning rate") as err:
+        fit(config, data, progress=False)
+    assert isinstance(err.value, ValueError)  # the CLI prints ValueErrors in one line
+    assert "diverged at step" in str(err.value)
+
+
+def _copies(mnist, n: int):
+    """n copies of one training image: every batch is the same batch."""
+    (x_train, y_train), _ = mnist
+    x = np.repeat(x_train[:1], n, axis=0)
+    return as_batch(x), jnp.asarray(np.repeat(y_train[:1], n), jnp.int32)
+
+
+def test_dropout_is_active_in_every_epochs_training_steps_and_off_in_evaluation(mnist):
+    """Steps of every epoch run with dropout, even after fit-style evaluation between.
+
+    A learning rate of 1e-30 leaves the weights as they are, so every step sees the same
+    network and the same batch: without dropout its loss would be the eval-mode loss.
+    """
+    x, y = _copies(mnist, 100)
+    config = Config(
+        conv_channels=(4,),
+        dense=(32,),
+        dropout=0.5,
+        epochs=3,
+        batch_size=50,
+        learning_rate=1e-30,
+        schedule="constant",
+    )
+    model = init_model(config, x)
+    model.eval()
+    eval_loss = float(loss_fn(model, x[:50], y[:50])[0])
+    losses: dict[int, list[float]] = {}
+    for epoch, i, loss, _ in training_steps(model, config, x, y):
+        losses.setdefault(epoch, []).append(float(loss))
+        if i == 1:
+            # What fit does after each epoch: evaluation puts the model in eval mode.
+            evaluate(model, x, y)
+    assert sorted(losses) == [1, 2, 3]
+    for epoch, values in losses.items():
+        assert all(abs(v - eval_loss) > 1e-4 for v in values), (epoch, values)
+        assert values[0] != values[1]  # a fresh dropout mask every step
+    # Evaluation is deterministic and in eval mode: equal to the eval-mode loss's
+    # logits.
+    first, second = evaluate(model, x, y), evaluate(model, x, y)
+    assert first == second
+    model.eval()
+    np.testing.assert_array_equal(model(x[:50]), model(x[:50]))
+    assert float(loss_fn(model, x[:50], y[:50])[0]) == pytest.approx(eval_loss, 1e-6)
+
+
+def test_train_step_trains_even_when_the_model_was_left_in_eval_mode(mnist):
+    """The step sets train mode itself: `model.eval()` cannot stop dropout."""
+    x, y = _copies(mnist, 50)
+    config = Config(conv_channels=(4,), dense=(32,), dropout=0.5, batch_size=50)
+    model = init_model(config, x)
+    optimizer = nnx.Optimizer(model, make_optimizer(config, 10), wrt=nnx.Param)
+    model.eval()
+    eval_loss = float(loss_fn(model, x, y)[0])
+    model.eval()
+    loss, _ = train_step(model, optimizer, x, y, jnp.arange(50), 0.0)
+    assert abs(float(loss) - eval_loss) > 1e-4
+
+
+def test_batch_norm_statistics_are_learned_and_saved(mnist, tmp_path):
+    (x_train, y_train), (x_test, y_test) = mnist
+    data = ((x_train[:1000], y_train[:1000]), (x_test[:500], y_test[:500]))
+    config = Config(
+        conv_channels=(4, 8), dense=(16,), batch_norm=True, epochs=1, batch_size=50
+    )
+    model, history = fit(config, data, progress=False)
+    norm = model.norms[0]
+    assert not np.allclose(norm.mean[...], 0.0) and not np.allclose(norm.var[...], 1.0)
+    assert history.eval_accuracy[0] == pytest.approx(evaluate(model, *data[1]))
+    back = load(save(model, tmp_path / "bn.npz"))
+    for a, b in zip(model.norms, back.norms):
+        for name in ("mean", "var", "scale", "bias"):
+            np.testing.assert_array_equal(getattr(a, name)[...], getattr(b, name)[...])
+    np.testing.assert_array_equal(model(x_test[:20]), back(x_test[:20]))
+
+
+def test_divergence_threshold_is_relative_to_the_first_loss_or_a_uniform_guess():
+    config = Config()
+    check_loss(5, 200.0, 2.3, config)  # under 100 x 2.3
+    with pytest.raises(TrainingDivergedError, match="at step 5: the loss is 300"):
+        check_loss(5, 300.0, 2.3, config)
+    with pytest.raises(TrainingDivergedError, match="nan"):
+        check_loss(5, float("nan"), 2.3, config)
+    # A model that starts trained (first loss 0.01) may meet a batch with loss 5.
+    check_loss(5, 5.0, 0.01, config)

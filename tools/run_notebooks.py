@@ -1,9 +1,9 @@
-"""Re-execute notebooks in place so their stored outputs are fresh (the book renders them).
+"""Re-execute notebooks in place so their stored outputs are fresh: the book shows them.
 
 Usage: python tools/run_notebooks.py chapters/01_convolution.ipynb [...]
-Each notebook runs in a new kernel from its own folder, like nbval does in CI. A notebook that
-fails is left untouched and the script exits non-zero. Any stderr output is reported, since
-nbval compares stderr too and warnings must not leak into the book.
+Each notebook runs in a new kernel from its own folder, like nbval does in CI. A
+notebook that fails is left untouched and the script exits non-zero. Any stderr output
+is reported, since nbval compares stderr too and warnings must not leak into the book.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def _widget_text(model_id: str, state: dict) -> str | None:
-    """The final text of a tqdm progress-bar widget (an HBox of HTML, progress, HTML)."""
+    """The final text of a tqdm progress-bar widget (an HBox: HTML, progress, HTML)."""
     box = state.get(model_id, {}).get("state", {})
     parts = []
     for child in box.get("children", []):
@@ -38,10 +38,10 @@ def _widget_text(model_id: str, state: dict) -> str | None:
 
 
 def _drop_widget_state(nb) -> None:
-    """Replace widget outputs (progress bars) by their final text and drop the widget state.
+    """Replace widget outputs (progress bars) by their final text; drop widget state.
 
-    Stored widget state makes the rendered page load require.js and the widget library from a
-    CDN; a static book shows the bar's final text instead, which also works offline.
+    Stored widget state makes the rendered page load require.js and the widget library
+    from a CDN; a static book shows the bar's final text instead, which works offline.
     """
     state = (
         (nb.metadata.pop("widgets", None) or {})

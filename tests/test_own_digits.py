@@ -1,0 +1,77 @@
+"""The "own digits" corpus: predict on photo-like files is as accurate as on MNIST
+itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_cnn.teach import own_digits
+
+# Held-out MNIST test digits per variation: 2 points of accuracy are 8 digits.
+N_DIGITS = 400
+
+
+@pytest.fixture(scope="module")
+def held_out(mnist):
+    _, (x_test, y_test) = mnist
+    rng = np.random.default_rng(17)
+    idx = np.sort(rng.choice(len(x_test), N_DIGITS, replace=False))
+    return x_test[idx], y_test[idx]
+
+
+def test_corpus_is_seeded_and_made_as_described(held_out, tmp_path):
+    x, y = held_out
+    a = own_digits.make_corpus(x[:3], y[:3], tmp_path / "a", seed=5)
+    b = own_digits.make_corpus(x[:3], y[:3], tmp_path / "b", seed=5)
+    assert len(a) == 3 * len(own_digits.VARIATIONS)
+    for sa, sb in zip(a, b):
+        assert sa.path.read_bytes() == sb.path.read_bytes()
+        assert sa.variation == sb.variation and sa.label == sb.label
+    kinds = {s.variation: Image.open(s.path) for s in a}
+    assert kinds["transparent"].mode == "RGBA"
+    assert kinds["ruled paper"].mode == "RGB"
+    assert kinds["rotated JPEG"].format == "JPEG"
+    assert kinds["rotated JPEG"].getexif()[0x0112] in (3, 6, 8)
+    scan = np.asarray(kinds["scan"], np.float32) / 255
+    grey = np.asarray(kinds["grey paper"], np.float32) / 255
+    assert np.median(scan) > 0.9 and np.median(grey) < 0.8
+
+
+def test_redraw_changes_the_pen_not_the_digit(held_out):
+    x, _ = held_out
+    from scipy import ndimage as ndi
+
+    def width(ink):
+        stroke = ink > 0.5
+        edt = ndi.distance_transform_edt(stroke)
+        ridge = stroke & (edt >= ndi.maximum_filter(edt, 3))
+        return 2 * np.median(edt[ridge]) - 1
+
+    fine = own_digits.redraw(x[0], 160, pen=4)
+    fat = own_digits.redraw(x[0], 160, pen=26)
+    assert abs(width(fine) - 4) <= 1.5 and abs(width(fat) - 26) <= 3
+    # Same centre line: the fine drawing lies inside the fat one (each has a margin of
+    # its pen's width around the same enlarged digit).
+    extra = (fat.shape[0] - fine.shape[0]) // 2
+    fine = np.pad(fine, extra)
+    assert fine.shape == fat.shape and (fat[fine > 0.5] > 0.5).all()
+
+
+def test_predict_on_own_digits_is_within_two_points_of_mnist(held_out, tmp_path):
+    """Issue 17's bar, on every variation, with the book's default model."""
+    import mnist_cnn
+
+    x, y = held_out
+    model = mnist_cnn.pretrained()
+    samples = own_digits.make_corpus(x, y, tmp_path, seed=0)
+    accuracy = own_digits.measure(model, x, y, samples)
+    plain = accuracy.pop("plain 28x28")
+    assert set(accuracy) == set(own_digits.VARIATIONS)
+    assert plain > 0.98
+    table = ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items())
+    for variation, acc in accuracy.items():
+        assert acc >= plain - 0.02, (
+            f"{variation}: {acc:.3f} vs plain {plain:.3f}; {table}"
+        )
