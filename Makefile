@@ -1,14 +1,16 @@
 # Two commands do everything (see README.md):
-#   make all   - create .venv, install, train the default CNN, build the book to _build/html
+#   make all   - create .venv, install, train the default CNN, build the book: English in
+#                _build/html, Chinese (zh_CN) in _build/html/zh_CN
 #   make test  - the whole test suite: ruff, book build (warnings are errors), unit tests, nbval
 #   make lab   - open the chapters in JupyterLab, with .venv's Python as the notebooks' kernel
+#   make i18n  - after an English edit: update the translation catalogues in locales/
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 JOBS ?= 2
 export PYTHONHASHSEED := 0
 
-.PHONY: all install train book lint test lab clean
+.PHONY: all install train book i18n lint test lab clean
 
 all: train book
 
@@ -33,8 +35,17 @@ $(WEB_MODEL): $(VENV)/.installed $(wildcard mnist_cnn/*.py)
 	$(PY) -c "import mnist_cnn; mnist_cnn.save(mnist_cnn.pretrained(), '_build/pretrained.npz')"
 	$(PY) -m mnist_cnn export-web _build/pretrained.npz $@
 
+# Two editions from the same sources: English, then Chinese with the catalogues of
+# locales/zh_CN (tools/i18n.py build-zh runs jupyter-book with the same flags and a
+# zh_CN config generated from _config.yml; Sphinx compiles the .po files to .mo).
 book: install $(WEB_MODEL)
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going .
+	$(PY) tools/i18n.py build-zh
+
+# New or changed English paragraphs become empty msgstrs in locales/zh_CN/LC_MESSAGES;
+# translate them, then `$(PY) tools/i18n.py check` (README.md, "Translating").
+i18n: install
+	$(PY) tools/i18n.py update
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -51,3 +62,4 @@ lab: install
 
 clean:
 	rm -rf _build $(WEB_MODEL)
+	find locales -name '*.mo' -delete

@@ -9,7 +9,7 @@ import importlib
 
 from .checkpoint import load, save
 from .config import PRESETS, Config
-from .data import MNISTNotFoundError, load_data
+from .data import DatasetNotFoundError, MNISTNotFoundError, class_names, load_data
 from .jit_cache import enable_compilation_cache
 from .model import CNN, layer_shapes, param_counts, summary
 from .predict import predict, preprocess_image
@@ -44,9 +44,11 @@ __all__ = [
     "CNN",
     "PRESETS",
     "Config",
+    "DatasetNotFoundError",
     "History",
     "MNISTNotFoundError",
     "TrainingDivergedError",
+    "class_names",
     "enable_compilation_cache",
     "evaluate",
     "export_web",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,13 +18,14 @@ def _parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="python -m mnist_cnn",
-        description="Train, evaluate and use a small CNN on MNIST.",
+        description="Train, evaluate and use a small CNN on MNIST (or Fashion-MNIST).",
     )
     p.add_argument(
         "--data",
         metavar="DIR",
-        help="folder with the MNIST files (default: "
-        "$MNIST_CNN_DATA, then the user cache, then download)",
+        help="folder with the data set's four files (default: $MNIST_CNN_DATA, or "
+        "$MNIST_CNN_FASHION_DATA for Fashion-MNIST, then the user cache, then "
+        "download)",
     )
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a model and report its test accuracy")
@@ -33,12 +35,33 @@ def _parser() -> argparse.ArgumentParser:
         default="default",
         help="a named configuration (default: %(default)s)",
     )
-    t.add_argument("--epochs", type=int)
+    t.add_argument(
+        "--dataset",
+        choices=("mnist", "fashion"),
+        help="mnist (handwritten digits) or fashion (Fashion-MNIST); default: the "
+        "preset's (mnist)",
+    )
+    t.add_argument(
+        "--epochs",
+        type=float,
+        help="passes over the training set; a fraction (e.g. 1.5) trains part of a "
+        "last pass",
+    )
     t.add_argument("--batch-size", type=int)
     t.add_argument("--learning-rate", type=float)
     t.add_argument("--seed", type=int)
     t.add_argument("--activation")
     t.add_argument("--pool")
+    t.add_argument(
+        "--flip",
+        action="store_true",
+        help="augment with random horizontal flips (Fashion-MNIST; never for digits)",
+    )
+    t.add_argument(
+        "--data-parallel",
+        action="store_true",
+        help="split each batch over all local devices (jax.sharding)",
+    )
     t.add_argument("--out", metavar="PATH", help="save the trained model here (.npz)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     e = sub.add_parser("evaluate", help="test accuracy of a saved model")
@@ -75,17 +98,20 @@ def _train(args) -> None:
     overrides = {
         k: v
         for k, v in {
+            "dataset": args.dataset,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
             "seed": args.seed,
             "activation": args.activation,
             "pool": args.pool,
+            "flip": args.flip or None,
+            "data_parallel": args.data_parallel or None,
         }.items()
         if v is not None
     }
     config = dataclasses.replace(PRESETS[args.preset], **overrides)
-    data = load_data(args.data)
+    data = load_data(args.data, dataset=config.dataset)
     model, history = fit(config, data, progress=not args.quiet)
     for i, epoch in enumerate(history.epoch):
         print(
@@ -101,20 +127,39 @@ def _train(args) -> None:
         else evaluate(model, *data[1])
     )
     print(f"test accuracy: {test_accuracy:.4f}")
+    since_start = _seconds_since_process_start()
     print(
         f"trained in {history.seconds[-1]:.1f} s; "
         f"{time.perf_counter() - start:.1f} s in all "
         "(data loading and compilation included)"
+        + (
+            f"; wall time {since_start:.1f} s from process start"
+            if since_start is not None
+            else ""
+        )
     )
     if args.out:
         print(f"saved to {save(model, args.out)}")
+
+
+def _seconds_since_process_start() -> float | None:
+    """Wall-clock seconds since this process started (Linux), imports included."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        # Field 22 (starttime, clock ticks after boot); fields after the ")" that ends
+        # the command name start at field 3.
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None  # not Linux: only the time since main() started is reported
 
 
 def _evaluate(args) -> None:
     from . import evaluate, load, load_data
 
     model = load(args.checkpoint)
-    (_, _), (x_test, y_test) = load_data(args.data)
+    (_, _), (x_test, y_test) = load_data(args.data, dataset=model.config.dataset)
     print(f"test accuracy: {evaluate(model, x_test, y_test):.4f}")
 
 
@@ -140,9 +185,10 @@ def _predict(args) -> int:
     """One line per file; unreadable files get an error line and a non-zero status."""
     import numpy as np
 
-    from . import load, predict, preprocess_image
+    from . import class_names, load, predict, preprocess_image
 
     model = load(args.checkpoint)
+    names = class_names(model.config.dataset)
     out_dir = Path(args.save_preprocessed) if args.save_preprocessed else None
     failed = 0
     files = _image_files(args.images)
@@ -159,8 +205,8 @@ def _predict(args) -> int:
         first, second = np.argsort(probs)[::-1][:2]
         notes = f"  ({'; '.join(steps['notes'])})" if steps["notes"] else ""
         print(
-            f"{path}: {first} (probability {probs[first]:.3f}), "
-            f"runner-up {second} ({probs[second]:.3f}){notes}"
+            f"{path}: {names[first]} (probability {probs[first]:.3f}), "
+            f"runner-up {names[second]} ({probs[second]:.3f}){notes}"
         )
         if out_dir is not None:
             _save_png(out_dir / f"{path.stem}.png", image)

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .data import DATASETS
 from .model import feature_side
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu")
@@ -18,6 +19,8 @@ SCHEDULES = ("onecycle", "constant", "cosine")
 class Config:
     """Every knob of the model and of training, passed explicitly (tests shrink it)."""
 
+    # Which images: "mnist" (handwritten digits) or "fashion" (Zalando's Fashion-MNIST).
+    dataset: str = "mnist"
     # Architecture: one conv -> activation -> pool block per entry of `conv_channels`.
     conv_channels: tuple[int, ...] = (16, 32)
     kernel_size: int = 3
@@ -28,25 +31,41 @@ class Config:
     # Batch normalisation after each conv, before the activation.
     batch_norm: bool = False
     # Training.
-    epochs: int = 2
+    # Passes over the training images; a fraction trains part of a last pass.
+    # One epoch at learning rate 1e-2 with label smoothing 0.1 (below) scores as well as
+    # the earlier default, two epochs at 5e-3 without smoothing, in half the time: on
+    # 5,000 held-out training images, 99.14-99.24% (mean 99.19%) over seeds 0-4 against
+    # 99.12-99.20% (seeds 0-2); 0.8 epochs fell to 98.98% for one seed. Chosen on that
+    # validation split, never on the test set (benchmarks/README.md).
+    epochs: float = 1
     batch_size: int = 64
-    # 5e-3 rather than 3e-3: the 2-epoch default's worst test accuracy over seeds 0-4
-    # rose from 99.02% to 99.17%, at no cost in time.
-    learning_rate: float = 5e-3
+    learning_rate: float = 1e-2
     schedule: str = "onecycle"
     weight_decay: float = 0.0
-    label_smoothing: float = 0.0
+    # Train towards 0.91 for the true class and 0.01 for each other class, not 1 and 0
+    # (optax.smooth_labels: 1 - a + a/10 and a/10): the logits stay moderate, which lets
+    # one epoch at a high learning rate settle.
+    label_smoothing: float = 0.1
     # Data augmentation: move each training image by up to this many pixels (0: none).
     shift: int = 0
     # Data augmentation: rotate each training image by a random angle of up to this many
     # degrees either way (0: none).
     rotate: float = 0.0
+    # Data augmentation: mirror each training image left to right with probability 1/2.
+    # For Fashion-MNIST (a mirrored shirt is still a shirt); never for digits, where a
+    # mirrored 2, 3, 4, 5, 7 or 9 is no longer that digit (or any digit).
+    flip: bool = False
     seed: int = 0
     # Hold out the last `validation_size` training images for validation (0: report the
     # test set).
     validation_size: int = 0
     # Train on only the first `train_size` of the remaining training images (None: all).
     train_size: int | None = None
+    # Data parallelism over every local device (jax.sharding): each batch is split
+    # across the devices, the model and optimizer state are replicated, and XLA sums
+    # the gradients. The same program on one device; batch_size must divide by the
+    # device count. The numbers match a single-device run up to float rounding.
+    data_parallel: bool = False
 
     def __post_init__(self) -> None:
         # Lists from JSON or the CLI become tuples, so configs stay hashable and
@@ -70,6 +89,8 @@ class Config:
             problems.append(
                 f"{len(self.conv_channels)} pooling stages shrink 28x28 to nothing"
             )
+        if self.dataset not in DATASETS:
+            problems.append(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.activation not in ACTIVATIONS:
             problems.append(
                 f"activation must be one of {ACTIVATIONS}, got {self.activation!r}"
@@ -80,8 +101,8 @@ class Config:
             problems.append(
                 f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"
             )
-        if self.epochs < 1:
-            problems.append(f"epochs must be at least 1, got {self.epochs}")
+        if not self.epochs > 0:
+            problems.append(f"epochs must be positive, got {self.epochs}")
         if self.batch_size < 1:
             problems.append(f"batch_size must be at least 1, got {self.batch_size}")
         if not self.learning_rate > 0:
@@ -98,10 +119,11 @@ class Config:
             problems.append(
                 f"rotate must be between 0 and 45 degrees, got {self.rotate}"
             )
-        if not isinstance(self.batch_norm, bool):
-            problems.append(
-                f"batch_norm must be True or False, got {self.batch_norm!r}"
-            )
+        for name in ("batch_norm", "flip", "data_parallel"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(
+                    f"{name} must be True or False, got {getattr(self, name)!r}"
+                )
         if self.weight_decay < 0:
             problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.validation_size < 0:

@@ -1,8 +1,10 @@
-"""MNIST from the four original IDX files: find, download if need be, verify, parse.
+"""MNIST and Fashion-MNIST from their four IDX files: find, download if need be, verify,
+parse.
 
 `load_data()` returns exactly what `tf.keras.datasets.mnist.load_data()` returns:
 ``(x_train, y_train), (x_test, y_test)`` as uint8 NumPy arrays in the original file
-order.
+order; `load_data(dataset="fashion")` does the same for Zalando's Fashion-MNIST, which
+keeps MNIST's file names, sizes and format.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .files import cache_root
+
+# The values `load_data(dataset=...)` accepts.
+DATASETS = ("mnist", "fashion")
 
 ENV_VAR = "MNIST_CNN_DATA"
 
@@ -45,6 +52,50 @@ MIRRORS = (
     "http://yann.lecun.com/exdb/mnist/",
 )
 
+FASHION_ENV_VAR = "MNIST_CNN_FASHION_DATA"
+
+# Fashion-MNIST uses MNIST's four file names. The sums are of the decompressed files, so
+# they also hold for Debian's package, which recompressed the .gz files (their MD5s
+# differ from the ones upstream's README publishes; the contents do not).
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte": (
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"
+    ),
+    "train-labels-idx1-ubyte": (
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"
+    ),
+    "t10k-images-idx3-ubyte": (
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"
+    ),
+    "t10k-labels-idx1-ubyte": (
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"
+    ),
+}
+
+FASHION_MIRRORS = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/"
+    "data/fashion/",
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+)
+
+# Label i of Fashion-MNIST is FASHION_CLASSES[i] (upstream's README).
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+# Debian packages Fashion-MNIST (dataset-fashion-mnist); its four files go here.
+FASHION_DEBIAN_FOLDER = "/usr/share/datasets/fashion-mnist"
+
 # IDX type code 0x08 is unsigned byte; the last magic byte is the number of dimensions.
 _UBYTE = 0x08
 # No MNIST file is larger than this once decompressed; it bounds what a corrupt .gz can
@@ -54,26 +105,88 @@ _MAX_BYTES = 64 * 1024 * 1024
 Split = tuple[np.ndarray, np.ndarray]
 
 
-class MNISTNotFoundError(FileNotFoundError):
-    """Raised when no copy of MNIST can be found or downloaded."""
+class DatasetNotFoundError(FileNotFoundError):
+    """Raised when no copy of the data set can be found or downloaded."""
 
 
-def cache_dir() -> Path:
-    """The user cache folder for MNIST (respects XDG_CACHE_HOME)."""
-    return cache_root() / "mnist"
+# The name from before Fashion-MNIST; both names are the same class.
+MNISTNotFoundError = DatasetNotFoundError
 
 
-def find_data_folder(path: str | os.PathLike | None = None) -> Path:
-    """The folder `load_data` reads: `path`, else $MNIST_CNN_DATA, else the user cache.
+@dataclass(frozen=True)
+class Dataset:
+    """One data set: its checksums, mirrors, environment variable, cache, classes."""
+
+    name: str  # the `dataset=` argument
+    title: str  # the name messages use
+    sha256: Mapping[str, str]  # file stem -> SHA-256 of the decompressed file
+    mirrors: tuple[str, ...]
+    env_var: str
+    cache_folder: str  # below cache_root()
+    classes: tuple[str, ...]  # classes[label] names the label
+    offline_hint: str  # how else to get the files, appended to "not found" messages
+
+
+def dataset_info(dataset: str = "mnist") -> Dataset:
+    """The description of `dataset` ("mnist" or "fashion")."""
+    # Built on each call from the module's tables, so a test that replaces one (say
+    # SHA256) changes what the loader checks.
+    if dataset == "mnist":
+        return Dataset(
+            name="mnist",
+            title="MNIST",
+            sha256=SHA256,
+            mirrors=MIRRORS,
+            env_var=ENV_VAR,
+            cache_folder="mnist",
+            classes=tuple(str(d) for d in range(10)),
+            offline_hint="",
+        )
+    if dataset == "fashion":
+        return Dataset(
+            name="fashion",
+            title="Fashion-MNIST",
+            sha256=FASHION_SHA256,
+            mirrors=FASHION_MIRRORS,
+            env_var=FASHION_ENV_VAR,
+            cache_folder="fashion-mnist",
+            classes=FASHION_CLASSES,
+            offline_hint=(
+                "On Debian, `apt install dataset-fashion-mnist` puts the "
+                f"four files in {FASHION_DEBIAN_FOLDER}: set "
+                f"{FASHION_ENV_VAR}={FASHION_DEBIAN_FOLDER}."
+            ),
+        )
+    raise ValueError(
+        f"unknown dataset {dataset!r}; choose one of {', '.join(map(repr, DATASETS))}"
+    )
+
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    """The name of each label of `dataset`: ``class_names(d)[label]``."""
+    return dataset_info(dataset).classes
+
+
+def cache_dir(dataset: str = "mnist") -> Path:
+    """The user cache folder for `dataset` (respects XDG_CACHE_HOME)."""
+    return cache_root() / dataset_info(dataset).cache_folder
+
+
+def find_data_folder(
+    path: str | os.PathLike | None = None, *, dataset: str = "mnist"
+) -> Path:
+    """The folder `load_data` reads: `path`, else the data set's environment variable
+    ($MNIST_CNN_DATA, $MNIST_CNN_FASHION_DATA), else the user cache.
 
     Only says where to look; the folder may not exist yet (`load_data` downloads into
     the cache when nothing else is set).
     """
+    info = dataset_info(dataset)
     if path is not None:
         return Path(path)
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR])
-    return cache_dir()
+    if os.environ.get(info.env_var):
+        return Path(os.environ[info.env_var])
+    return cache_dir(dataset)
 
 
 def parse_idx(
@@ -155,29 +268,30 @@ def find_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _read_verified(path: Path, stem: str) -> bytes:
+def _read_verified(path: Path, stem: str, info: Dataset) -> bytes:
     """Read and decompress one file; check its SHA-256 against the published value."""
     data = _decompress(path.read_bytes(), str(path))
     digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256[stem]:
+    if digest != info.sha256[stem]:
         raise ValueError(
             f"{path}: SHA-256 of the decompressed data is {digest}, expected "
-            f"{SHA256[stem]}; the file is corrupt or not the original MNIST file: "
-            "delete it and fetch it again"
+            f"{info.sha256[stem]}; the file is corrupt or not the original "
+            f"{info.title} file: delete it and fetch it again"
         )
     return data
 
 
-def _load_folder(folder: Path) -> tuple[Split, Split]:
+def _load_folder(folder: Path, info: Dataset) -> tuple[Split, Split]:
     paths = {stem: find_file(folder, stem) for stem in FILES}
     missing = [stem for stem, p in paths.items() if p is None]
     if missing:
-        raise MNISTNotFoundError(
-            f"{folder} does not hold {', '.join(missing)} (as .gz or uncompressed IDX)"
+        raise DatasetNotFoundError(
+            f"{folder} does not hold the {info.title} file(s) {', '.join(missing)} "
+            "(as .gz or uncompressed IDX)"
         )
     arrays = {
         stem: parse_idx(
-            _read_verified(p, stem), str(p), ndim=3 if "images" in stem else 1
+            _read_verified(p, stem, info), str(p), ndim=3 if "images" in stem else 1
         )
         for stem, p in paths.items()
     }
@@ -195,7 +309,7 @@ def _load_folder(folder: Path) -> tuple[Split, Split]:
     return splits[0], splits[1]
 
 
-def _fetch(url: str, dest: Path, timeout: float) -> None:
+def _fetch(url: str, dest: Path, timeout: float, info: Dataset) -> None:
     """Download `url` to `dest` through a temporary file, with a progress bar."""
     from tqdm.auto import tqdm
 
@@ -217,9 +331,8 @@ def _fetch(url: str, dest: Path, timeout: float) -> None:
             if total is not None and received != total:
                 raise OSError(f"transfer cut short: {received} of {total} bytes")
         stem = dest.name.removesuffix(".gz")
-        _read_verified(
-            Path(tmp), stem
-        )  # raises on a bad file; the finally clause removes it
+        # Raises on a bad file; the finally clause removes it.
+        _read_verified(Path(tmp), stem, info)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
@@ -228,11 +341,15 @@ def _fetch(url: str, dest: Path, timeout: float) -> None:
 
 def download(
     folder: str | os.PathLike | None = None,
-    mirrors: tuple[str, ...] = MIRRORS,
+    mirrors: tuple[str, ...] | None = None,
     timeout: float = 30.0,
+    *,
+    dataset: str = "mnist",
 ) -> Path:
-    """Download the four MNIST files into `folder` (default: the cache)."""
-    folder = Path(folder) if folder is not None else cache_dir()
+    """Download the four files of `dataset` into `folder` (default: its cache)."""
+    info = dataset_info(dataset)
+    mirrors = info.mirrors if mirrors is None else mirrors
+    folder = Path(folder) if folder is not None else cache_dir(dataset)
     folder.mkdir(parents=True, exist_ok=True)
     for stem in FILES:
         if find_file(folder, stem) is not None:
@@ -241,17 +358,17 @@ def download(
         for mirror in mirrors:
             url = mirror.rstrip("/") + f"/{stem}.gz"
             try:
-                _fetch(url, folder / f"{stem}.gz", timeout)
+                _fetch(url, folder / f"{stem}.gz", timeout, info)
                 break
             except (OSError, ValueError, urllib.error.URLError) as err:
                 failures.append(f"  {url}: {err}")
         else:
-            raise MNISTNotFoundError(
+            raise DatasetNotFoundError(
                 f"could not download {stem}.gz from any mirror:\n"
                 + "\n".join(failures)
-                + f"\nTo work offline, copy the four MNIST files into {folder} "
-                f"or set {ENV_VAR} "
-                "to a folder that holds them."
+                + f"\nTo work offline, copy the four {info.title} files into {folder} "
+                f"or set {info.env_var} to a folder that holds them."
+                + (f"\n{info.offline_hint}" if info.offline_hint else "")
             )
     return folder
 
@@ -259,32 +376,40 @@ def download(
 def load_data(
     path: str | os.PathLike | None = None,
     *,
-    mirrors: tuple[str, ...] = MIRRORS,
+    dataset: str = "mnist",
+    mirrors: tuple[str, ...] | None = None,
     timeout: float = 30.0,
 ) -> tuple[Split, Split]:
     """``(x_train, y_train), (x_test, y_test)`` as ``keras.datasets.mnist.load_data()``.
 
-    Looks in `path`, then in ``$MNIST_CNN_DATA``, then in the user cache; downloads into
-    the cache as a last resort. Every file is checked against its published SHA-256.
+    `dataset` is "mnist" (handwritten digits) or "fashion" (Zalando's Fashion-MNIST).
+    Looks in `path`, then in the data set's environment variable ($MNIST_CNN_DATA or
+    $MNIST_CNN_FASHION_DATA), then in the user cache; downloads into the cache from
+    `mirrors` (default: the data set's public mirrors) as a last resort. Every file is
+    checked against its published SHA-256.
     """
-    folder = find_data_folder(path)
+    info = dataset_info(dataset)
+    folder = find_data_folder(path, dataset=dataset)
     if path is not None:
-        return _load_folder(folder)
-    if os.environ.get(ENV_VAR):
+        return _load_folder(folder, info)
+    if os.environ.get(info.env_var):
         try:
-            return _load_folder(folder)
-        except MNISTNotFoundError as err:
-            raise MNISTNotFoundError(
-                f"{ENV_VAR} is set, but {err}; fix or unset {ENV_VAR}"
+            return _load_folder(folder, info)
+        except DatasetNotFoundError as err:
+            raise DatasetNotFoundError(
+                f"{info.env_var} is set, but {err}; fix or unset {info.env_var}"
+                + (f"\n{info.offline_hint}" if info.offline_hint else "")
             ) from None
     cache = folder
     if all(find_file(cache, stem) for stem in FILES):
-        return _load_folder(cache)
+        return _load_folder(cache, info)
     try:
-        return _load_folder(download(cache, mirrors=mirrors, timeout=timeout))
-    except MNISTNotFoundError as err:
-        raise MNISTNotFoundError(
-            f"MNIST not found. Looked in: the path argument (none given), "
-            f"${ENV_VAR} (unset), "
+        return _load_folder(
+            download(cache, mirrors=mirrors, timeout=timeout, dataset=dataset), info
+        )
+    except DatasetNotFoundError as err:
+        raise DatasetNotFoundError(
+            f"{info.title} not found. Looked in: the path argument (none given), "
+            f"${info.env_var} (unset), "
             f"the cache {cache}; then tried to download:\n{err}"
         ) from None

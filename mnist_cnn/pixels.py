@@ -42,8 +42,12 @@ def as_batch(x: ArrayLike) -> jax.Array:
             f"expected a batch of 28x28 grey images, shape (N, 28, 28) or "
             f"(N, 28, 28, 1), got {shape}; add a batch axis with x[None] for one image"
         )
-    if x.dtype == np.uint8:
-        x = jnp.asarray(x).astype(jnp.float32) / 255.0
+    if isinstance(x, jax.Array):
+        x = x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x
+        x = x.astype(jnp.float32)
     else:
-        x = jnp.asarray(x, jnp.float32)
+        # Host arrays are converted by NumPy before the copy to the device: the same
+        # numbers as `to_unit_float`, and no small programs to compile on a cold start.
+        x = to_unit_float(x)
+        return jnp.asarray(x[..., None] if x.ndim == 3 else x)
     return x[..., None] if x.ndim == 3 else x

@@ -71,10 +71,10 @@ def pretrained(
 
     Training is deterministic for a given seed, so a cached model equals a freshly
     trained one with the same code, libraries and data, all of which are part of the
-    cache key. `data` defaults to `load_data()`.
+    cache key. `data` defaults to `load_data(dataset=config.dataset)`.
     """
     config = config or Config()
-    data = data if data is not None else load_data()
+    data = data if data is not None else load_data(dataset=config.dataset)
     path = models_dir() / f"{cache_key(config, data)}.npz"
     if path.is_file():
         try:

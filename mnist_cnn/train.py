@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import jax
@@ -19,8 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding
 from numpy.typing import ArrayLike
 
+from . import parallel
 from .config import Config
 from .data import Split, load_data
 from .model import CNN, init_model
@@ -49,6 +52,10 @@ class History:
     # Wall-clock seconds from the call of `fit` to the end of each epoch's evaluation
     # (compilation and evaluation included): what a user waits for.
     wall_seconds: list[float] = field(default_factory=list)
+    # The loss of every training step, in order, and the number of steps taken by the
+    # end of each epoch: learning curves finer than one point per epoch.
+    step_loss: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list]:
         """The history as a dict of lists (handy for tables and plots)."""
@@ -120,6 +127,12 @@ def random_rotate(x: jax.Array, key: jax.Array, rotate: float) -> jax.Array:
     return rotate_images(x, degrees)
 
 
+def random_flip(x: jax.Array, key: jax.Array) -> jax.Array:
+    """Mirror each image (N, H, W, C) left to right with probability 1/2."""
+    flipped = jax.random.bernoulli(key, 0.5, (x.shape[0],))  # (N,) bool
+    return jnp.where(flipped[:, None, None, None], x[:, :, ::-1, :], x)
+
+
 def train_step(
     model: CNN,
     optimizer: nnx.Optimizer,
@@ -131,19 +144,28 @@ def train_step(
     *,
     shift: int = 0,
     rotate: float = 0.0,
+    flip: bool = False,
+    batch_sharding: NamedSharding | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """One gradient step on the batch `x_all[idx]` in train mode: (loss, correct).
 
-    With `shift` or `rotate` > 0 the batch is augmented by random shifts or rotations
-    drawn from `key` and the step count. Both are static under jit: they fix the
-    program.
+    With `shift` or `rotate` > 0, or `flip`, the batch is augmented by random shifts,
+    rotations or mirror images drawn from `key` and the step count. With
+    `batch_sharding` the batch is split over a device mesh (data parallelism). All are
+    static under jit: they fix the program.
     """
     # A training step trains, whatever mode the caller left the model in: dropout on,
     # batch norm on the batch's statistics. Under jit this only changes the traced copy.
     model.train()
     x, y = x_all[idx], y_all[idx]
-    if shift or rotate:
+    if batch_sharding is not None:
+        # Each device computes the loss and gradients of its slice of the batch; with
+        # the parameters replicated, XLA adds the all-reduce that sums the gradients.
+        x, y = parallel.shard_batch((x, y), batch_sharding)
+    if shift or rotate or flip:
         step_key = jax.random.fold_in(key, optimizer.step[...])
+        if flip:
+            x = random_flip(x, jax.random.fold_in(step_key, 2))
         if rotate:
             x = random_rotate(x, jax.random.fold_in(step_key, 1), rotate)
         if shift:
@@ -180,6 +202,25 @@ def _eval_batches(
         yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
         batches.append((as_batch(xb), jnp.asarray(yb), jnp.asarray(mask)))
     return batches
+
+
+def _compile_eval_in_background(
+    model: CNN, batch: tuple[jax.Array, jax.Array, jax.Array]
+) -> threading.Thread:
+    """Compile `eval_step` for `model`'s structure on a spare thread; join before use.
+
+    Training rarely keeps both cores busy, so compiling the evaluation program beside
+    it takes a second off a cold start, which would otherwise pay for it after the last
+    step. The thread evaluates a copy of the model (in eval mode, like `_accuracy`): the
+    same structure and shapes, hence the same compiled program.
+    """
+    twin = nnx.clone(model)
+    twin.eval()
+    thread = threading.Thread(
+        target=lambda: eval_step(twin, *batch).block_until_ready(), daemon=True
+    )
+    thread.start()
+    return thread
 
 
 def _accuracy(
@@ -234,6 +275,18 @@ def _steps_per_epoch(n: int, batch_size: int) -> int:
     return n // batch_size
 
 
+def epoch_lengths(config: Config, n: int) -> list[int]:
+    """Steps in each epoch of training on `n` images; a fractional last epoch is short.
+
+    `config.epochs = 1.5` is a budget of one and a half passes: a whole epoch, then half
+    of a second one in a new random order.
+    """
+    per_epoch = _steps_per_epoch(n, config.batch_size)
+    total = max(1, round(config.epochs * per_epoch))
+    whole, rest = divmod(total, per_epoch)
+    return [per_epoch] * whole + ([rest] if rest else [])
+
+
 # The loss is checked every CHECK_EVERY steps, on a value computed CHECK_LAG steps
 # earlier (long finished by then, so reading it does not stall the device). A run has
 # diverged when that loss is NaN or infinite, or DIVERGED times its first value (or
@@ -255,6 +308,43 @@ def check_loss(step: int, loss: float, first: float, config: Config) -> None:
     )
 
 
+def make_step(
+    model: CNN, optimizer: nnx.Optimizer, config: Config, mesh: Mesh | None = None
+) -> Callable[..., tuple[jax.Array, jax.Array]]:
+    """`train_step` jitted with `model` and `optimizer` bound (data-parallel on `mesh`).
+
+    The result is called as step(x_all, y_all, idx, smoothing, key) and updates the
+    model and optimizer in place. With a mesh (from `parallel.batch_mesh`) each batch is
+    split over its "batch" axis; the caller replicates the model, the optimizer state
+    and the training set over the same mesh first.
+    """
+    # Binding model and optimizer once keeps the per-step Python overhead small: the
+    # variables are flattened once, and their new values are written back after each
+    # call. The step sets train mode itself, so what the caller does to the model's mode
+    # between steps (e.g. evaluate it) never reaches the step, and the step never
+    # depends on the mode the model had when the partial was built.
+    # The augmentation sizes and the batch sharding fix the program, so they are bound
+    # by name here rather than passed as static arguments on every call (no per-call
+    # hashing).
+    bound = functools.partial(
+        train_step,
+        shift=config.shift,
+        rotate=config.rotate,
+        flip=config.flip,
+        batch_sharding=None if mesh is None else parallel.batch_sharding(mesh),
+    )
+    return nnx.jit_partial(bound, model, optimizer, graph=False)
+
+
+def new_optimizer(model: CNN, tx: optax.GradientTransformation) -> nnx.Optimizer:
+    """`nnx.Optimizer(model, tx)` built by one compiled program.
+
+    Built op by op, each optimizer-state array (Adam's moments are zeros shaped like
+    every parameter) is a small program compiled on first use: a second of a cold start.
+    """
+    return nnx.jit(lambda m: nnx.Optimizer(m, tx, wrt=nnx.Param))(model)
+
+
 def training_steps(
     model: CNN, config: Config, x_train: jax.Array, y_train: jax.Array
 ) -> Iterator[tuple[int, int, jax.Array, jax.Array]]:
@@ -265,32 +355,35 @@ def training_steps(
     TrainingDivergedError when the loss becomes non-finite or explodes.
     x_train: (N, 28, 28, 1) float32 on the device; y_train: (N,) int32.
     """
-    steps_per_epoch = _steps_per_epoch(len(x_train), config.batch_size)
-    optimizer = nnx.Optimizer(
-        model, make_optimizer(config, steps_per_epoch * config.epochs), wrt=nnx.Param
+    lengths = epoch_lengths(config, len(x_train))
+    steps_per_epoch = lengths[0]
+    optimizer = new_optimizer(model, make_optimizer(config, sum(lengths)))
+    mesh = None
+    if config.data_parallel:
+        # Data parallelism: the model, the optimizer state and the (small) training set
+        # get a whole copy on every device; `make_step` splits each batch.
+        mesh = parallel.batch_mesh()
+        parallel.check_batch_size(config.batch_size, mesh.size)
+        parallel.replicate_state(model, optimizer, mesh=mesh)
+        x_train, y_train = parallel.replicate((x_train, y_train), mesh)
+    step = make_step(model, optimizer, config, mesh)
+    # The batch order comes from NumPy on the host, where the batches are indexed:
+    # drawn on the device, each new shape of permutation is a program to compile (2 s
+    # of a cold start on 2 cores).
+    shuffle = np.random.default_rng(config.seed)
+    augmenting = config.shift or config.rotate or config.flip
+    # No key at all without augmentation: one program less to compile.
+    augment_key = (
+        jax.random.fold_in(jax.random.key(config.seed), 1) if augmenting else None
     )
-    # Binding model and optimizer once keeps the per-step Python overhead small: the
-    # variables are flattened once, and their new values are written back after each
-    # call. The step sets train mode itself, so what the caller does to the model's mode
-    # between steps (e.g. evaluate it) never reaches the step, and the step never
-    # depends on the mode the model had when the partial was built.
-    # The augmentation sizes fix the program's shapes, so they are bound by name here
-    # rather than passed as static arguments on every call (no per-call hashing).
-    augmented = functools.partial(train_step, shift=config.shift, rotate=config.rotate)
-    step = nnx.jit_partial(augmented, model, optimizer, graph=False)
-    key = jax.random.key(config.seed)
-    augment_key = jax.random.fold_in(key, 1)
     pending: deque[tuple[int, jax.Array]] = deque()
     first = None
     n = 0
-    for epoch in range(1, config.epochs + 1):
-        key, sub = jax.random.split(key)
-        order = jax.random.permutation(sub, len(x_train))[
-            : steps_per_epoch * config.batch_size
-        ]
+    for epoch, length in enumerate(lengths, start=1):
+        order = shuffle.permutation(len(x_train))[: steps_per_epoch * config.batch_size]
         # Index rows of a host array: slicing a device array costs a dispatch per step.
-        batches = np.asarray(order).reshape(steps_per_epoch, config.batch_size)
-        for i in range(steps_per_epoch):
+        batches = order.astype(np.int32).reshape(steps_per_epoch, config.batch_size)
+        for i in range(length):
             loss, correct = step(
                 x_train,
                 y_train,
@@ -324,16 +417,17 @@ def fit(
     """
     called = time.perf_counter()
     (x_train, y_train), (x_eval, y_eval), evaluated_on = split_data(
-        config, data if data is not None else load_data()
+        config, data if data is not None else load_data(dataset=config.dataset)
     )
-    steps_per_epoch = _steps_per_epoch(len(x_train), config.batch_size)
+    lengths = epoch_lengths(config, len(x_train))
     x_dev = as_batch(x_train)  # (N, 28, 28, 1) float32, on the device once
     model = init_model(config, x_dev)
-    y_dev = jnp.asarray(y_train, jnp.int32)
+    y_dev = jnp.asarray(np.asarray(y_train, np.int32))  # converted on the host
     # The evaluation images go to the device once, not once per epoch.
     eval_batches = _eval_batches(x_eval, y_eval, EVAL_BATCH)
+    compiling = _compile_eval_in_background(model, eval_batches[0])
     history = History(evaluated_on=evaluated_on)
-    bar = _progress_bar(config.epochs * steps_per_epoch, progress)
+    bar = _progress_bar(sum(lengths), progress)
     elapsed, losses, corrects = 0.0, [], []
     start = time.perf_counter()
     for epoch, i, loss, correct in training_steps(model, config, x_dev, y_dev):
@@ -343,21 +437,24 @@ def fit(
         corrects.append(correct)
         if bar is not None and (i + 1) % 50 == 0:
             bar.update(50)
-        if i + 1 < steps_per_epoch:
+        steps = lengths[epoch - 1]
+        if i + 1 < steps:
             continue
         if bar is not None:
-            bar.update(steps_per_epoch % 50)
-        mean_loss = float(np.sum(jax.device_get(losses), dtype=np.float64))
-        mean_loss /= steps_per_epoch
+            bar.update(steps % 50)
+        step_losses = np.asarray(jax.device_get(losses), np.float64)
+        mean_loss = float(step_losses.sum()) / steps
+        history.step_loss += step_losses.tolist()
+        history.steps.append(len(history.step_loss))
         history.epoch.append(epoch)
         history.loss.append(mean_loss)
         history.train_accuracy.append(
-            int(np.sum(jax.device_get(corrects)))
-            / (steps_per_epoch * config.batch_size)
+            int(np.sum(jax.device_get(corrects))) / (steps * config.batch_size)
         )
         losses, corrects = [], []
         elapsed += time.perf_counter() - start
         history.seconds.append(elapsed)
+        compiling.join()
         history.eval_accuracy.append(_accuracy(model, eval_batches, len(y_eval)))
         history.wall_seconds.append(time.perf_counter() - called)
         if bar is not None:

@@ -21,6 +21,11 @@ _SHARED = REPO.parent / "shared" / "data" / "mnist"
 # next to shared/ finds it without.
 if not os.environ.get("MNIST_CNN_DATA") and _SHARED.is_dir():
     os.environ["MNIST_CNN_DATA"] = str(_SHARED)
+# Fashion-MNIST: .ci/run installs Debian's dataset-fashion-mnist and sets the variable;
+# on a Debian machine with the package, the tests find it without.
+_FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+if not os.environ.get("MNIST_CNN_FASHION_DATA") and _FASHION_DEBIAN.is_dir():
+    os.environ["MNIST_CNN_FASHION_DATA"] = str(_FASHION_DEBIAN)
 
 
 @pytest.fixture(autouse=True)

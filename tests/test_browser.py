@@ -1,8 +1,10 @@
 """The built book in headless Chromium as a reader sees it, and the draw-a-digit page.
 
-Uses the book already built at _build/html (or $MNIST_CNN_BOOK_HTML); `make test` builds
-it first. Without a build (or without Chromium / Playwright) the tests skip, unless $CI
-is set, where they fail. Only 127.0.0.1 is contacted (see browser_support.py).
+Uses the book already built at _build/html (or $MNIST_CNN_BOOK_HTML), both editions:
+English at its root, Chinese under zh_CN/ (every check runs on the pages of both);
+`make test` builds them first. Without a build (or without Chromium / Playwright) the
+tests skip, unless $CI is set, where they fail. Only 127.0.0.1 is contacted (see
+browser_support.py).
 """
 
 from __future__ import annotations
@@ -25,8 +27,14 @@ from browser_support import (
 )
 
 HTML = book_html_dir()
-PAGES = book_pages(HTML)
+PAGES = book_pages(HTML)  # both editions: zh_CN/... are the Chinese pages
 DRAW_PAGE = "chapters/14_draw_a_digit.html"
+ZH = "zh_CN/"
+# What the draw-a-digit panel says, by edition (chapters/_static/draw_digit.js).
+PANEL_TEXT = {
+    "": {"clear": "Clear", "status": "Model: ", "verdict": "The network reads a "},
+    ZH: {"clear": "清除", "status": "模型：", "verdict": "网络认为这是 "},
+}
 VIEWPORT = {"width": 1280, "height": 800}
 # Every visible <pre> whose content is wider than its box, with the lines that do not
 # fit: how many columns fit is measured with a run of the box's own monospace
@@ -146,6 +154,8 @@ def test_book_is_built():
             pytest.fail(reason)
         pytest.skip(reason)
     assert "intro.html" in PAGES and "search.html" in PAGES, PAGES
+    if os.environ.get("CI"):
+        assert ZH + "intro.html" in PAGES and ZH + "search.html" in PAGES, PAGES
 
 
 # Every page of the book: errors, images, math, animations, solutions, and a screenshot.
@@ -224,11 +234,17 @@ def test_page(browser_session, path):
             f"{VIEWPORT['width']}x{VIEWPORT['height']}:\n" + "\n".join(report)
         )
 
-        if path == "search.html":
-            page.goto(page.url.split("?")[0] + "?q=convolution", wait_until="load")
+        if path in ("search.html", ZH + "search.html"):
+            # The Chinese edition's index is segmented with jieba: 卷积 is a word.
+            word = "卷积" if path.startswith(ZH) else "convolution"
+            page.goto(page.url.split("?")[0] + "?q=" + word, wait_until="load")
             page.wait_for_selector("#search-results ul.search li a", timeout=15_000)
-            hits = page.locator("#search-results ul.search li").count()
-            assert hits > 0, "search for 'convolution' found nothing"
+            links = page.locator("#search-results ul.search li a").evaluate_all(
+                "links => links.map(a => a.getAttribute('href'))"
+            )
+            assert any("01_convolution" in link for link in links), (
+                f"search for {word!r} did not find the convolution chapter: {links}"
+            )
 
         screenshot_dir().mkdir(parents=True, exist_ok=True)
         page.screenshot(
@@ -253,12 +269,21 @@ def test_no_external_requests(browser_session):
 # ---------- Draw a digit ----------
 
 
+@pytest.fixture(scope="module", params=["", ZH], ids=["en", "zh_CN"])
+def edition(request) -> str:
+    """The edition under test: "" (English, the root) or "zh_CN/"."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def draw_page(browser_session):
-    """The draw-a-digit page, loaded, with its model ready."""
-    if DRAW_PAGE not in PAGES:
-        pytest.fail(f"{DRAW_PAGE} is not in the built book at {HTML}")
-    page, errors = open_page(browser_session, DRAW_PAGE)
+def draw_page(browser_session, edition):
+    """The draw-a-digit page of one edition, loaded, with its model ready."""
+    path = edition + DRAW_PAGE
+    if path not in PAGES:
+        if edition and not os.environ.get("CI"):
+            pytest.skip(f"no Chinese edition at {HTML / ZH} (run `make book`)")
+        pytest.fail(f"{path} is not in the built book at {HTML}")
+    page, errors = open_page(browser_session, path)
     page.wait_for_selector(".dd-panel.dd-ready, .dd-panel.dd-broken")
     assert page.evaluate("window.mnistCnn.error") is None, page.evaluate(
         "window.mnistCnn.error"
@@ -266,6 +291,21 @@ def draw_page(browser_session):
     yield page, errors
     assert not errors, errors
     page.close()
+
+
+def test_draw_panel_speaks_the_page_language(draw_page, edition):
+    """The panel's button, status and verdict are in the edition's language."""
+    page, _ = draw_page
+    text = PANEL_TEXT[edition]
+    assert page.locator(".dd-clear").inner_text() == text["clear"]
+    assert page.locator(".dd-status").inner_text().startswith(text["status"])
+    page.locator(".dd-clear").click()
+    _stroke(page, STROKES["1"][0])
+    page.wait_for_function(
+        "document.querySelector('.dd-panel').dataset.prediction !== ''"
+    )
+    assert page.locator(".dd-verdict").inner_text().startswith(text["verdict"])
+    page.locator(".dd-clear").click()
 
 
 @pytest.fixture(scope="module")
@@ -369,7 +409,7 @@ STROKES = {
 
 
 @pytest.mark.parametrize("digit", sorted(STROKES))
-def test_drawn_digit_is_classified(draw_page, web_model, digit):
+def test_drawn_digit_is_classified(draw_page, edition, web_model, digit):
     import mnist_cnn
 
     page, _ = draw_page
@@ -382,7 +422,9 @@ def test_drawn_digit_is_classified(draw_page, web_model, digit):
     )
     screenshot_dir().mkdir(parents=True, exist_ok=True)
     page.locator(".dd-panel").screenshot(
-        path=str(screenshot_dir() / f"draw_a_digit_{digit}.png")
+        path=str(
+            screenshot_dir() / f"{edition.replace('/', '__')}draw_a_digit_{digit}.png"
+        )
     )
     assert page.locator(".dd-panel").get_attribute("data-prediction") == digit
     # The bars show what Python computes from the very same canvas pixels.
@@ -434,15 +476,15 @@ def test_clear_resets_the_bars(draw_page):
     )
 
 
-def test_draw_page_is_light(draw_page):
+def test_draw_page_is_light(draw_page, edition):
     """The page's own files (HTML, script, style, exported model) stay under 1 MB."""
     own = [
-        HTML / DRAW_PAGE,
-        MODEL_FILE,
-        HTML / "_static" / "draw_digit.js",
-        HTML / "_static" / "draw_digit.css",
+        HTML / edition / DRAW_PAGE,
+        HTML / edition / "_static" / "mnist_cnn_model.js",
+        HTML / edition / "_static" / "draw_digit.js",
+        HTML / edition / "_static" / "draw_digit.css",
     ]
     total = sum(p.stat().st_size for p in own)
     assert total < 1_000_000, f"{total / 1e6:.2f} MB"
-    html = (HTML / DRAW_PAGE).read_text()
+    html = (HTML / edition / DRAW_PAGE).read_text()
     assert re.search(r'src="\.\./_static/mnist_cnn_model\.js"', html)

@@ -6,9 +6,14 @@ from conftest import said
 from flax import nnx
 
 from mnist_cnn import load_data
-from mnist_cnn.teach.checks.model import check_model
+from mnist_cnn.teach.checks.model import (
+    SHORT_RUN_EPOCHS,
+    SHORT_RUN_IMAGES,
+    check_model,
+)
 
-# The check's own short run (2 epochs of 4,000 images) with a small CNN: quick.
+# The check's own short run (SHORT_RUN_EPOCHS epochs of SHORT_RUN_IMAGES images) with a
+# small CNN: quick.
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +48,12 @@ def test_correct_model_passes(data, capsys):
     assert "FAIL" not in out
     # 80 + 1,168 + 25,120 + 330 parameters, computed by hand from the formula.
     assert "26,698 parameters" in out
+    # The settings the chapter quotes (glued from these constants) are the ones used.
+    steps = SHORT_RUN_EPOCHS * (SHORT_RUN_IMAGES // 64)
+    assert (
+        f"{SHORT_RUN_EPOCHS} epochs of {SHORT_RUN_IMAGES:,} training images, "
+        f"{steps} Adam steps"
+    ) in out
 
 
 def test_wrong_output_shape(data, capsys):

@@ -37,6 +37,10 @@ def test_train_evaluate_predict(tmp_path, mnist):
     reported = float(result.stdout.split("test accuracy:")[1].split()[0])
     assert reported > 0.85
     assert "s in all" in result.stdout and out.is_file()
+    # The wall time from process start covers at least the training it reports.
+    trained = float(result.stdout.split("trained in ")[1].split()[0])
+    wall = float(result.stdout.split("wall time ")[1].split()[0])
+    assert wall > trained
     evaluated = run("evaluate", str(out))
     assert evaluated.returncode == 0, evaluated.stderr
     assert float(
@@ -48,6 +52,36 @@ def test_train_evaluate_predict(tmp_path, mnist):
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.startswith(f"{png}: {y_test[0]} (probability ")
     assert "runner-up" in predicted.stdout
+
+
+def test_a_fashion_model_reports_class_names(tmp_path):
+    from mnist_cnn import class_names, load_data
+
+    if not os.environ.get("MNIST_CNN_FASHION_DATA"):
+        pytest.skip("Fashion-MNIST is not installed (.ci/run installs it)")
+    out = tmp_path / "fashion.npz"
+    result = run(
+        "train",
+        "--preset",
+        "tiny",
+        "--dataset",
+        "fashion",
+        "--flip",
+        "--quiet",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.split("test accuracy:")[1].split()[0]) > 0.6
+    _, (x_test, y_test) = load_data(dataset="fashion")
+    png = _digit_png(tmp_path / "item.png", x_test[0])
+    predicted = run("predict", str(out), str(png))
+    assert predicted.returncode == 0, predicted.stderr
+    names = class_names("fashion")
+    first = predicted.stdout.split(": ", 1)[1].split(" (probability")[0]
+    assert first in names and names[y_test[0]] == "Ankle boot"
+    evaluated = run("evaluate", str(out))  # the checkpoint knows its data set
+    assert float(evaluated.stdout.split("test accuracy:")[1].split()[0]) > 0.6
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +175,7 @@ def test_multi_frame_file_says_so(checkpoint, mnist, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("train", "--epochs", "0"), "epochs must be at least 1"),
+        (("train", "--epochs", "0"), "epochs must be positive"),
         (("train", "--activation", "swish"), "activation must be one of"),
         (("evaluate", "does-not-exist.npz"), "no checkpoint at"),
         (("predict", "does-not-exist.npz", "x.png"), "no checkpoint at"),

@@ -172,6 +172,25 @@ def test_plot_history_data():
         figures.plot_history(History())
 
 
+def test_plot_history_with_step_losses_marks_each_epoch_end():
+    history = History(
+        epoch=[1, 2],
+        loss=[0.5, 0.3],
+        train_accuracy=[0.8, 0.9],
+        eval_accuracy=[0.85, 0.92],
+        seconds=[1, 2],
+        step_loss=[0.9, 0.7, 0.5, 0.4, 0.3],
+        steps=[3, 5],
+    )
+    fig = figures.plot_history(history, window=2)
+    loss_line = fig.axes[0].lines[0]
+    assert loss_line.get_xdata().tolist() == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(loss_line.get_ydata(), [0.9, 0.8, 0.6, 0.45, 0.35])
+    train, held_out = fig.axes[1].lines
+    assert train.get_xdata().tolist() == held_out.get_xdata().tolist() == [3, 5]
+    assert held_out.get_ydata().tolist() == history.eval_accuracy
+
+
 def test_plot_feature_maps_saliency_occlusion(model, digits):
     x, y = digits
     features = internals.feature_maps(model, x[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -184,6 +185,61 @@ def test_drawn_digits():
         g.draw_digit(10, 5)
     with pytest.raises(ValueError, match="nib"):
         g.draw_digit(1, 5, nib="brush")
+
+
+def test_every_regulariser_turns_on_exactly_what_it_names():
+    base = Config(**g.REGULARISER_OFF)
+    assert g.regularisers_on(base) == {}
+    assert g.REGULARISERS["none"] == {}
+    assert "label smoothing 0.1" in g.REGULARISERS
+    for name, changes in g.REGULARISERS.items():
+        assert g.regularisers_on(base.replace(**changes)) == changes, name
+    on = Config(dropout=0.3, shift=1, label_smoothing=0.0)
+    assert g.regularisers_on(on) == {"dropout": 0.3, "shift": 1}
+
+
+def test_regulariser_experiment_needs_an_unregularised_base(mnist):
+    smoothed = Config(validation_size=300, train_size=256, label_smoothing=0.1)
+    with pytest.raises(ValueError, match=r"label_smoothing=0\.0"):
+        g.regulariser_experiment(mnist, smoothed, seeds=(0,))
+    with pytest.raises(ValueError, match="validation"):
+        g.regulariser_experiment(mnist, Config(label_smoothing=0.0), seeds=(0,))
+
+
+def test_regulariser_experiment_applies_each_setting(mnist):
+    base = Config(
+        conv_channels=(4,),
+        dense=(8,),
+        epochs=1,
+        validation_size=300,
+        train_size=256,
+        label_smoothing=0.0,
+    )
+    settings = {"none": {}, "none again": {}, "smoothing": {"label_smoothing": 0.1}}
+    rows, models = g.regulariser_experiment(
+        mnist, base, seeds=(0, 1), regularisers=settings
+    )
+    assert [(r["regulariser"], r["seed"]) for r in rows] == [
+        (name, seed) for name in settings for seed in (0, 1)
+    ]
+    assert set(models) == {(name, seed) for name in settings for seed in (0, 1)}
+
+    def same_weights(a, b):
+        leaves = [
+            jax.tree.leaves(nnx.state(models[key][0], nnx.Param)) for key in (a, b)
+        ]
+        return all(np.array_equal(p, q) for p, q in zip(*leaves, strict=True))
+
+    # Training is deterministic, so the differences below come from the setting and
+    # the seed.
+    assert same_weights(("none", 0), ("none again", 0))
+    assert not same_weights(("none", 0), ("smoothing", 0))
+    assert not same_weights(("none", 0), ("none", 1))
+    for r in rows:
+        model, run = models[r["regulariser"], r["seed"]]
+        assert r["validation"] == run.final_val_accuracy
+        assert r["test"] == evaluate(model, *mnist[1])
+        assert 0 <= r["train"] <= 1
 
 
 def test_summarise():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -239,8 +240,15 @@ def test_init_model_seeds_from_the_config_and_normalises_by_the_training_images(
     model = init_model(config, x)
     assert float(model.mean[...]) == pytest.approx(x.mean() / 255, rel=1e-5)
     assert float(model.std[...]) == pytest.approx((x / 255).std(), rel=1e-4)
-    same = CNN(config, rngs=nnx.Rngs(3))
-    np.testing.assert_array_equal(model.convs[0].kernel[...], same.convs[0].kernel[...])
+    # Seeded by config.seed alone: the same seed draws the same weights, another seed
+    # other weights, and they are the weights of a CNN built with that seed's key.
+    again, other = init_model(config, x), init_model(config.replace(seed=4), x)
+    kernel = np.asarray(model.convs[0].kernel[...])
+    np.testing.assert_array_equal(kernel, again.convs[0].kernel[...])
+    assert not np.allclose(kernel, other.convs[0].kernel[...])
+    same = CNN(config, rngs=nnx.Rngs(jax.random.key(3, impl="rbg")))
+    np.testing.assert_allclose(kernel, same.convs[0].kernel[...], rtol=1e-6, atol=1e-7)
+    assert model.config == config  # the seed is kept, though the program ignores it
 
 
 def test_uint8_and_unit_float_inputs_give_the_same_logits():

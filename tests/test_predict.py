@@ -14,6 +14,9 @@ from mnist_cnn import predict, preprocess_image
 from mnist_cnn.predict import MAX_PIXELS, load_image, otsu_threshold
 
 SEVEN = 0  # the first MNIST test digit is a 7
+# A confident reading. The default recipe trains with label smoothing 0.1, whose target
+# for the true class is 0.91, so a sure prediction sits near 0.9, not near 1.
+CONFIDENT = 0.8
 
 
 def test_probability_shapes_and_sums(tiny_model, mnist):
@@ -175,7 +178,7 @@ def test_black_strokes_on_a_transparent_background(pretrained_model, mnist, tmp_
     white = np.round(255 * (1 - ink)).astype(np.uint8)
     np.testing.assert_allclose(out, preprocess_image(white), atol=1e-6)
     probs = predict(pretrained_model, tmp_path / "seven.png")
-    assert probs.argmax() == y_test[SEVEN] and probs.max() > 0.9
+    assert probs.argmax() == y_test[SEVEN] and probs.max() > CONFIDENT
     # Coloured strokes on a transparent background are read the same way.
     rgba[..., :3] = (30, 60, 200)
     Image.fromarray(rgba).save(tmp_path / "blue.png")
@@ -229,7 +232,7 @@ def test_exif_rotated_jpeg_photo_is_read_upright(pretrained_model, mnist, tmp_pa
         tmp_path / "phone.jpg", quality=90, exif=exif.tobytes()
     )
     probs = predict(pretrained_model, tmp_path / "phone.jpg")
-    assert probs.argmax() == y_test[SEVEN] and probs.max() > 0.9
+    assert probs.argmax() == y_test[SEVEN] and probs.max() > CONFIDENT
     # Ignoring the tag (the old behaviour) the sideways 7 is no confident 7.
     ignored = np.asarray(Image.open(tmp_path / "phone.jpg").convert("L"))
     assert predict(pretrained_model, preprocess_image(ignored))[7] < 0.9
@@ -258,7 +261,7 @@ def test_dark_pen_on_grey_noisy_paper(pretrained_model, mnist, tmp_path):
     assert (mask & truth).sum() / truth.sum() > 0.75
     assert (mask & ~truth).sum() / truth.sum() < 0.05
     probs = predict(pretrained_model, tmp_path / "grey.png")
-    assert probs.argmax() == y_test[SEVEN] and probs.max() > 0.9
+    assert probs.argmax() == y_test[SEVEN] and probs.max() > CONFIDENT
     # The crop is the digit's box (the old code's "digit" was the whole sheet).
     rows, cols = np.nonzero(ink > 0.5)
     box = (np.ptp(rows) + 1, np.ptp(cols) + 1)

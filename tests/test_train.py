@@ -13,6 +13,7 @@ from mnist_cnn.model import init_model
 from mnist_cnn.pixels import as_batch
 from mnist_cnn.train import (
     check_loss,
+    epoch_lengths,
     loss_fn,
     make_optimizer,
     split_data,
@@ -70,6 +71,48 @@ def test_validation_split_keeps_the_test_set_unseen(mnist):
     assert history.eval_accuracy[-1] == pytest.approx(
         evaluate(model, x_train[1000:1200], y_train[1000:1200])
     )
+
+
+def test_epoch_lengths_budget_steps_and_a_fractional_last_epoch():
+    config = Config(batch_size=100)
+    assert epoch_lengths(config.replace(epochs=2), 1050) == [10, 10]
+    assert epoch_lengths(config.replace(epochs=1.5), 1050) == [10, 5]
+    assert epoch_lengths(config.replace(epochs=0.25), 1050) == [2]  # round(2.5)
+    assert epoch_lengths(config.replace(epochs=0.01), 1050) == [1]  # at least one
+    with pytest.raises(ValueError, match="larger than the 50 training images"):
+        epoch_lengths(config, 50)
+
+
+def test_a_fractional_epoch_trains_the_first_steps_of_a_longer_runs_order(mnist):
+    (x_train, y_train), _ = mnist
+    x_dev, y_dev = as_batch(x_train[:1000]), jnp.asarray(y_train[:1000], jnp.int32)
+    config = SMALL.replace(batch_size=100, schedule="constant")
+    # 1.5 epochs of 10 steps: 15 steps, the last 5 in a new order; a constant learning
+    # rate makes them the first 15 steps of a 2-epoch run, step for step.
+    short = list(
+        training_steps(
+            init_model(config, x_dev), config.replace(epochs=1.5), x_dev, y_dev
+        )
+    )
+    long = list(training_steps(init_model(config, x_dev), config, x_dev, y_dev))
+    assert [(e, i) for e, i, _, _ in short] == [(1, i) for i in range(10)] + [
+        (2, i) for i in range(5)
+    ]
+    np.testing.assert_allclose(
+        [float(loss) for _, _, loss, _ in short],
+        [float(loss) for _, _, loss, _ in long[:15]],
+        rtol=1e-6,
+    )
+
+
+def test_fit_records_a_fractional_last_epoch(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    data = ((x_train[:1000], y_train[:1000]), (x_test[:200], y_test[:200]))
+    _, history = fit(SMALL.replace(epochs=1.5, batch_size=100), data, progress=False)
+    assert history.epoch == [1, 2] and len(history.eval_accuracy) == 2
+    # Every step's loss is kept; the epoch means are their means.
+    assert history.steps == [10, 15] and len(history.step_loss) == 15
+    assert history.loss[1] == pytest.approx(np.mean(history.step_loss[10:]))
 
 
 def test_evaluate_counts_the_last_partial_batch(tiny_model, mnist):

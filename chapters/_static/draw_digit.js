@@ -292,6 +292,55 @@
   const api = { forward: null, preprocess: preprocess, model: null, error: null };
   window.mnistCnn = api;
 
+  // The panel's visible text in the page's language (<html lang>): the Chinese edition
+  // (zh_CN/) is built from the same page, whose HTML block Sphinx does not translate.
+  const TEXT = {
+    en: {
+      clear: "Clear",
+      loading: "Loading the model…",
+      drawingArea: "Drawing area: draw one digit here",
+      probabilities: "Class probabilities",
+      sees: "What the network sees (28×28):",
+      maps: "The feature maps of the first layer, after the activation:",
+      broken: (err) => "The model could not be loaded: " + err,
+      model: (c) => "Model: " + c.conv_channels.length + " conv layers " +
+        JSON.stringify(c.conv_channels) + ", " + c.activation + ", " + c.pool +
+        " pooling, dense " + JSON.stringify(c.dense) + ".",
+      mapTitle: (k) => "feature map " + k + " of the first layer (after the activation)",
+      verdict: (d, p) => "The network reads a " + d + " (" + p + "%).",
+      empty: "Draw a digit in the black square.",
+    },
+    zh: {
+      clear: "清除",
+      loading: "正在加载模型…",
+      drawingArea: "书写区域：在这里写一个数字",
+      probabilities: "各类别的概率",
+      sees: "网络看到的图像（28×28）：",
+      maps: "第一层经过激活函数后的特征图：",
+      broken: (err) => "模型无法加载：" + err,
+      model: (c) => "模型：" + c.conv_channels.length + " 个卷积层 " +
+        JSON.stringify(c.conv_channels) + "，激活函数 " + c.activation + "，" +
+        (c.pool === "max" ? "最大池化" : "平均池化") + "，全连接层 " +
+        JSON.stringify(c.dense) + "。",
+      mapTitle: (k) => "第一层的第 " + k + " 个特征图（激活后）",
+      verdict: (d, p) => "网络认为这是 " + d + "（" + p + "%）。",
+      empty: "请在黑色方框里写一个数字。",
+    },
+  };
+  const text = /^zh\b/i.test(document.documentElement.lang || "") ? TEXT.zh : TEXT.en;
+
+  function translatePanel(panel) {
+    panel.querySelector(".dd-clear").textContent = text.clear;
+    panel.querySelector(".dd-status").textContent = text.loading;
+    panel.querySelector(".dd-canvas").setAttribute("aria-label", text.drawingArea);
+    panel.querySelector(".dd-bars").setAttribute("aria-label", text.probabilities);
+    const notes = panel.querySelectorAll(".dd-results > p");
+    if (notes.length === 2) {
+      notes[0].textContent = text.sees;
+      notes[1].textContent = text.maps;
+    }
+  }
+
   function drawMap(canvas, values, side, channels, channel, lo, hi) {
     const ctx = canvas.getContext("2d"), img = ctx.createImageData(side, side);
     const range = hi - lo || 1;
@@ -304,6 +353,7 @@
   }
 
   function setUp(panel) {
+    translatePanel(panel);
     const canvas = panel.querySelector(".dd-canvas");
     const ctx = canvas.getContext("2d", { willReadFrequently: true });
     const preview = panel.querySelector(".dd-preview");
@@ -317,16 +367,14 @@
       model = loadModel(window.MNIST_CNN_MODEL);
     } catch (err) {
       api.error = String(err && err.message || err);
-      status.textContent = "The model could not be loaded: " + api.error;
+      status.textContent = text.broken(api.error);
       panel.classList.add("dd-broken");
       return;
     }
     api.model = model;
     api.forward = (pixels) => forward(model, pixels);
     api.predict = (pixels) => forward(model, pixels).probabilities;
-    status.textContent = "Model: " + model.config.conv_channels.length + " conv layers " +
-      JSON.stringify(model.config.conv_channels) + ", " + model.config.activation + ", " +
-      model.config.pool + " pooling, dense " + JSON.stringify(model.config.dense) + ".";
+    status.textContent = text.model(model.config);
 
     const barRows = [];
     for (let d = 0; d < 10; d++) {
@@ -343,7 +391,7 @@
       const m = document.createElement("canvas");
       m.width = m.height = 28;
       m.className = "dd-map";
-      m.title = "feature map " + (c + 1) + " of the first layer (after the activation)";
+      m.title = text.mapTitle(c + 1);
       mapsBox.appendChild(m);
       maps.push(m);
     }
@@ -363,8 +411,8 @@
         r.value.textContent = probs ? (100 * p).toFixed(1) + "%" : "";
         r.row.classList.toggle("dd-best", d === best);
       });
-      verdict.textContent = probs ? "The network reads a " + best + " (" +
-        (100 * probs[best]).toFixed(1) + "%)." : "Draw a digit in the black square.";
+      verdict.textContent = probs ? text.verdict(best, (100 * probs[best]).toFixed(1))
+        : text.empty;
       panel.dataset.prediction = probs ? String(best) : "";
       const pctx = preview.getContext("2d");
       if (!result) {

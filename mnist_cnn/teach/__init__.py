@@ -18,6 +18,7 @@ _SUBMODULES = (
     "checks",
     "dataset",
     "evaluation",
+    "fashion",
     "figures",
     "generalisation",
     "internals",

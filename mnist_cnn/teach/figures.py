@@ -901,27 +901,35 @@ def plot_pca(
 
 
 @styled
-def plot_history(history: History) -> Figure:
-    """Per-epoch training loss, and accuracy on training and held-out images (`fit`)."""
+def plot_history(history: History, window: int = 50) -> Figure:
+    """Training loss and accuracy on training and held-out images, from `fit`'s history.
+
+    With per-step losses (`fit` records them) the loss is a `window`-step moving average
+    against the training step, and the accuracies are marked at the step that ends each
+    epoch; without them, one point per epoch.
+    """
     if not history.epoch:
         raise ValueError("the history is empty: train for at least one epoch")
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
-    left.plot(history.epoch, history.loss, "o-")
-    left.set_xlabel("epoch")
-    left.set_ylabel("mean training loss")
-    left.set_xticks(history.epoch)
+    if history.step_loss:
+        steps = np.arange(1, len(history.step_loss) + 1)
+        left.plot(steps, smooth(history.step_loss, window))
+        left.set_xlabel("training step")
+        left.set_ylabel(f"training loss ({window}-step mean)")
+        x, where = history.steps, "training step"
+    else:
+        left.plot(history.epoch, history.loss, "o-")
+        left.set_xlabel("epoch")
+        left.set_ylabel("mean training loss")
+        left.set_xticks(history.epoch)
+        x, where = history.epoch, "epoch"
+    right.plot(x, history.train_accuracy, "o-", label="train (during the epoch)")
     right.plot(
-        history.epoch, history.train_accuracy, "o-", label="train (during the epoch)"
+        x, history.eval_accuracy, "s-", label=f"{history.evaluated_on} (after it)"
     )
-    right.plot(
-        history.epoch,
-        history.eval_accuracy,
-        "s-",
-        label=f"{history.evaluated_on} (after it)",
-    )
-    right.set_xlabel("epoch")
+    right.set_xlabel(f"{where} (end of each epoch)")
     right.set_ylabel("accuracy")
-    right.set_xticks(history.epoch)
+    right.set_xticks(x)
     right.legend()
     fig.tight_layout()
     return fig

@@ -15,7 +15,7 @@ from ..config import Config
 from ..data import Split
 from ..model import CNN, init_model, layer_names, pool2x2
 from ..pixels import as_batch
-from ..train import evaluate, loss_fn, split_data, training_steps
+from ..train import epoch_lengths, evaluate, loss_fn, split_data, training_steps
 
 # ----------------------------------------------------------------------------- features
 
@@ -221,7 +221,7 @@ def learning_curve(
         )
     x_dev, y_dev = as_batch(x_train), jnp.asarray(np.asarray(y_train), jnp.int32)
     model = init_model(config, x_train)
-    total = steps_per_epoch * config.epochs
+    total = sum(epoch_lengths(config, len(x_train)))
     losses, eval_steps, accuracies = [], [], []
     x_eval, y_eval = x_test[:eval_size], y_test[:eval_size]
     start = time.perf_counter()

@@ -17,13 +17,12 @@ from abc import ABC, abstractmethod
 
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from numpy.typing import ArrayLike
 
 from ..config import Config
-from ..model import CNN
+from ..model import init_model
 from ..pixels import to_unit_float
-from ..train import evaluate, training_steps
+from ..train import epoch_lengths, evaluate, training_steps
 
 
 def as_vectors(images: ArrayLike) -> np.ndarray:
@@ -337,14 +336,16 @@ def train_on_preprocessed(
             f"x_train must be (N, 28, 28) floats with one label each; got {x.shape} "
             f"and {len(y_train)} labels"
         )
-    steps = len(x) // config.batch_size * config.epochs
+    steps = sum(epoch_lengths(config, len(x))) if len(x) >= config.batch_size else 0
     if steps < log_every:
         raise ValueError(
             f"only {steps} steps: use more images, more epochs or a smaller batch_size"
         )
-    model = CNN(config, rngs=nnx.Rngs(config.seed))
-    model.set_input_stats(0.0, 1.0)
     x_dev, y_dev = jnp.asarray(x[..., None]), jnp.asarray(y_train, jnp.int32)
+    # The initial weights `fit` would draw for this seed; the images are already
+    # preprocessed, so the model's own input scaling is switched off.
+    model = init_model(config, x_dev)
+    model.set_input_stats(0.0, 1.0)
     # The same steps, seed and batch order as `fit`: only the input scaling differs.
     losses = [loss for _, _, loss, _ in training_steps(model, config, x_dev, y_dev)]
     losses = np.asarray(jnp.stack(losses))

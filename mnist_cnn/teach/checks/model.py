@@ -28,6 +28,10 @@ from flax import nnx
 from . import call_quietly, report
 
 TARGET_ACCURACY = 0.9
+# The short run: Adam on the first SHORT_RUN_IMAGES training images for
+# SHORT_RUN_EPOCHS epochs, a few seconds on a CPU.
+SHORT_RUN_IMAGES = 4000
+SHORT_RUN_EPOCHS = 2
 _CHANCE = 0.2  # at or below this the model has learnt (almost) nothing: 10 classes
 
 
@@ -265,8 +269,8 @@ def _check_learning(
 def check_model(
     model_cls: Callable[..., nnx.Module],
     *,
-    n_train: int = 4000,
-    epochs: int = 2,
+    n_train: int = SHORT_RUN_IMAGES,
+    epochs: int = SHORT_RUN_EPOCHS,
     batch_size: int = 64,
     seed: int = 0,
     data: tuple | None = None,
