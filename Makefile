@@ -52,7 +52,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 test: lint book
-	$(PY) -m pytest -n $(JOBS) --dist loadscope --nbval --nbval-current-env \
+	$(PY) -m pytest -n $(JOBS) --dist loadscope --durations=25 --nbval --nbval-current-env \
 		--nbval-sanitize-with nbval_sanitize.cfg tests chapters
 
 # jupyter_client runs the default "python3" kernel with the Python that runs JupyterLab, so the

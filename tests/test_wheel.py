@@ -4,11 +4,12 @@ A fresh venv gets only the built wheel of `mnist_cnn` (`pip install --no-deps`);
 other dependencies are the pinned ones already installed in this environment, reached
 through a .pth file that names this environment's site-packages and nothing else (not
 the repository, and not the editable install's finder: a .pth line that is a path is not
-itself scanned for .pth files). Chapters 0 and 11 are copied to a folder outside the
-repository and executed there with nbclient, in a kernel run by that venv's Python. They
-must run without error and import `mnist_cnn` from the venv.
+itself scanned for .pth files). Chapter 0 (load, train, evaluate, predict, with the
+install cell that must do nothing here) is copied to a folder outside the repository and
+executed there with nbclient, in a kernel run by that venv's Python. It must run without
+error and import `mnist_cnn` from the venv.
 
-The slowest unit test (chapter 11 trains a small model). Run it alone with
+One of the slowest unit tests (chapter 0 trains the default model). Run it alone with
 `.venv/bin/python -m pytest -q -p no:xdist tests/test_wheel.py`; `make test` runs it
 too.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CHAPTERS = ["00_mnist_in_five_minutes.ipynb", "11_train_and_inspect.ipynb"]
+CHAPTERS = ["00_mnist_in_five_minutes.ipynb"]
 # What setuptools needs to build the wheel (pyproject.toml ships only mnist_cnn*).
 SOURCE_FILES = ["pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"]
 
