@@ -340,7 +340,7 @@ def new_optimizer(model: CNN, tx: optax.GradientTransformation) -> nnx.Optimizer
     """`nnx.Optimizer(model, tx)` built by one compiled program.
 
     Built op by op, each optimizer-state array (Adam's moments are zeros shaped like
-    every parameter) is a small program compiled on first use: a second of a cold start.
+    every parameter) is a small program compiled on first use.
     """
     return nnx.jit(lambda m: nnx.Optimizer(m, tx, wrt=nnx.Param))(model)
 
@@ -356,7 +356,7 @@ def training_steps(
     x_train: (N, 28, 28, 1) float32 on the device; y_train: (N,) int32.
     """
     lengths = epoch_lengths(config, len(x_train))
-    steps_per_epoch = lengths[0]
+    steps_per_epoch = _steps_per_epoch(len(x_train), config.batch_size)
     optimizer = new_optimizer(model, make_optimizer(config, sum(lengths)))
     mesh = None
     if config.data_parallel:
@@ -368,8 +368,8 @@ def training_steps(
         x_train, y_train = parallel.replicate((x_train, y_train), mesh)
     step = make_step(model, optimizer, config, mesh)
     # The batch order comes from NumPy on the host, where the batches are indexed:
-    # drawn on the device, each new shape of permutation is a program to compile (2 s
-    # of a cold start on 2 cores).
+    # drawn on the device, each new shape of permutation is a program to compile (0.7 s
+    # of a cold start on 2 cores; benchmarks/startup.py).
     shuffle = np.random.default_rng(config.seed)
     augmenting = config.shift or config.rotate or config.flip
     # No key at all without augmentation: one program less to compile.
