@@ -51,9 +51,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The notebooks first: each runs whole on one worker (--dist loadscope) and the longest
+# take minutes, so starting them early and ending on the short unit-test files keeps
+# both workers busy until the end.
 test: lint book
 	$(PY) -m pytest -n $(JOBS) --dist loadscope --durations=25 --nbval --nbval-current-env \
-		--nbval-sanitize-with nbval_sanitize.cfg tests chapters
+		--nbval-sanitize-with nbval_sanitize.cfg chapters tests
 
 # jupyter_client runs the default "python3" kernel with the Python that runs JupyterLab, so the
 # notebooks import this .venv's mnist_cnn; jupyterlab-myst renders their MyST markup.

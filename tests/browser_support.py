@@ -44,6 +44,15 @@ def screenshot_dir() -> Path:
     return book_html_dir().parent / "screenshots"
 
 
+def full_page_screenshots() -> bool:
+    """Whole-page screenshots if $BOOK_SCREENSHOTS is "full"; else the first screen.
+
+    A whole chapter is a tall image that takes Chromium a second or two to render and
+    encode, about a minute over every page of a CI run; the checks never look at it.
+    """
+    return os.environ.get("BOOK_SCREENSHOTS", "").lower() == "full"
+
+
 def chromium_path() -> str | None:
     """The system Chromium (Debian's package), or None."""
     return (

@@ -20,6 +20,7 @@ from browser_support import (
     book_html_dir,
     book_pages,
     chromium_path,
+    full_page_screenshots,
     mathjax_dir,
     route_requests,
     screenshot_dir,
@@ -271,7 +272,7 @@ def test_page(browser_session, path):
         screenshot_dir().mkdir(parents=True, exist_ok=True)
         page.screenshot(
             path=str(screenshot_dir() / (path.replace("/", "__")[:-5] + ".png")),
-            full_page=True,
+            full_page=full_page_screenshots(),
         )
         assert not errors, f"{path}: {errors}"
     finally:

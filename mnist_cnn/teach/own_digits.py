@@ -52,39 +52,55 @@ class Sample:
     label: int
 
 
+def _zhang_suen_tables() -> np.ndarray:
+    """(2, 256) bool: may the centre go, in sub-step 0 or 1, given its 8 neighbours?
+
+    A neighbourhood is a byte, bit i set when neighbour P(i + 2) is ink (P2 north, then
+    clockwise). Both rules of Zhang-Suen depend only on that byte, so one table lookup
+    replaces some forty array operations per sub-step.
+    """
+    codes = np.arange(256)
+    p = [(codes >> i) & 1 == 1 for i in range(8)]  # P2..P9
+    count = sum(q.astype(int) for q in p)
+    transitions = sum((~p[i] & p[(i + 1) % 8]).astype(int) for i in range(8))
+    core = (count >= 2) & (count <= 6) & (transitions == 1)
+    p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
+    first = ~(p2 & p4 & p6) & ~(p4 & p6 & p8)
+    second = ~(p2 & p4 & p8) & ~(p2 & p6 & p8)
+    return np.stack([core & first, core & second])
+
+
+_ZHANG_SUEN = _zhang_suen_tables()
+
+
 def thin(mask: np.ndarray) -> np.ndarray:
     """Zhang-Suen thinning: a boolean shape -> its one-pixel-wide centre line."""
     m = np.pad(mask.astype(bool), 1)
+    centre = m[1:-1, 1:-1]  # a view: a pixel removed here is removed from m
+    u = m.view(np.uint8)
     while True:
         changed = False
         for step in (0, 1):
-            # Neighbours P2..P9, clockwise from north.
+            # Neighbours P2..P9, clockwise from north, as the bits of one byte.
             p = [
-                m[:-2, 1:-1],
-                m[:-2, 2:],
-                m[1:-1, 2:],
-                m[2:, 2:],
-                m[2:, 1:-1],
-                m[2:, :-2],
-                m[1:-1, :-2],
-                m[:-2, :-2],
+                u[:-2, 1:-1],
+                u[:-2, 2:],
+                u[1:-1, 2:],
+                u[2:, 2:],
+                u[2:, 1:-1],
+                u[2:, :-2],
+                u[1:-1, :-2],
+                u[:-2, :-2],
             ]
-            count = sum(q.astype(np.int8) for q in p)
-            transitions = sum(
-                (~p[i] & p[(i + 1) % 8]).astype(np.int8) for i in range(8)
-            )
-            p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
-            if step == 0:
-                side = ~(p2 & p4 & p6) & ~(p4 & p6 & p8)
-            else:
-                side = ~(p2 & p4 & p8) & ~(p2 & p6 & p8)
-            centre = m[1:-1, 1:-1]
-            remove = centre & (count >= 2) & (count <= 6) & (transitions == 1) & side
+            code = p[0].copy()
+            for bit in range(1, 8):
+                code |= p[bit] << bit
+            remove = centre & _ZHANG_SUEN[step][code]
             if remove.any():
                 centre[remove] = False
                 changed = True
         if not changed:
-            return m[1:-1, 1:-1]
+            return centre
 
 
 def redraw(digit: np.ndarray, side: int, pen: float | None = None) -> np.ndarray:
