@@ -51,16 +51,22 @@ def probabilities(model: CNN, x: ArrayLike, batch_size: int = 1000) -> np.ndarra
     )
 
 
-def confusion_matrix(
-    y_true: ArrayLike, y_pred: ArrayLike, num_classes: int = 10
-) -> np.ndarray:
-    """Counts (num_classes, num_classes): row = true class, column = predicted class."""
+def label_pairs(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(y_true, y_pred) as arrays, checked to be 1-D and of equal length."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
         raise ValueError(
             f"y_true and y_pred must be 1-D and of equal length, got shapes "
             f"{y_true.shape} and {y_pred.shape}"
         )
+    return y_true, y_pred
+
+
+def confusion_matrix(
+    y_true: ArrayLike, y_pred: ArrayLike, num_classes: int = 10
+) -> np.ndarray:
+    """Counts (num_classes, num_classes): row = true class, column = predicted class."""
+    y_true, y_pred = label_pairs(y_true, y_pred)
     for name, v in (("y_true", y_true), ("y_pred", y_pred)):
         if not np.issubdtype(v.dtype, np.integer) or (
             len(v) and (v.min() < 0 or v.max() >= num_classes)

@@ -35,7 +35,7 @@ from ..data import Split
 from ..files import atomic_write, cache_root
 from ..model import CNN, init_model
 from ..train import fit, training_steps
-from . import checks, figures
+from . import checks, evaluation, figures
 
 DEBIAN_DOC = Path("/usr/share/doc/dataset-fashion-mnist")
 UPSTREAM_RAW = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/"
@@ -267,12 +267,7 @@ def confused_examples(
     y_true: ArrayLike, y_pred: ArrayLike, true: int, pred: int, k: int = 4
 ) -> np.ndarray:
     """Indices of the first `k` images of class `true` predicted as `pred`."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise ValueError(
-            f"y_true and y_pred must be 1-D and of equal length, got shapes "
-            f"{y_true.shape} and {y_pred.shape}"
-        )
+    y_true, y_pred = evaluation.label_pairs(y_true, y_pred)
     return np.flatnonzero((y_true == true) & (y_pred == pred))[:k]
 
 
