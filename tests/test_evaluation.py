@@ -68,3 +68,21 @@ def test_mistakes_and_most_confident_ones():
         evaluation.most_confident_mistakes(y, probs, k=3).tolist()
         == sorted(wrong, key=lambda i: -probs[i].max())[:3]
     )
+
+
+@pytest.mark.parametrize(
+    "y_true,y_pred",
+    [([0, 1, 2], [0, 1]), ([[0, 1]], [[0, 1]])],  # lengths differ; not 1-D
+)
+def test_label_pairs_are_checked_alike_everywhere(y_true, y_pred):
+    from mnist_cnn.teach import fashion
+
+    for use in (
+        evaluation.label_pairs,
+        evaluation.confusion_matrix,
+        lambda t, p: fashion.confused_examples(t, p, 0, 1),
+    ):
+        with pytest.raises(ValueError, match="1-D and of equal length"):
+            use(y_true, y_pred)
+    t, p = evaluation.label_pairs([3, 1], (2, 1))
+    assert t.tolist() == [3, 1] and p.tolist() == [2, 1]
