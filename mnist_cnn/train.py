@@ -7,6 +7,7 @@ eval mode.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
@@ -70,13 +71,22 @@ class History:
 
 def make_optimizer(config: Config, steps: int) -> optax.GradientTransformation:
     """Adam(W) with the configured learning-rate schedule over `steps` updates."""
-    if config.schedule == "onecycle":
-        lr = optax.cosine_onecycle_schedule(steps, config.learning_rate)
-    elif config.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(config.learning_rate, steps)
+    return _optimizer(config.schedule, config.learning_rate, config.weight_decay, steps)
+
+
+@functools.lru_cache(maxsize=64)
+def _optimizer(
+    schedule: str, learning_rate: float, weight_decay: float, steps: int
+) -> optax.GradientTransformation:
+    # One object per recipe: an optimizer's transformation is part of the structure
+    # nnx compiles for, so runs that differ only in their seed share compiled programs.
+    if schedule == "onecycle":
+        lr = optax.cosine_onecycle_schedule(steps, learning_rate)
+    elif schedule == "cosine":
+        lr = optax.cosine_decay_schedule(learning_rate, steps)
     else:
-        lr = config.learning_rate
-    return optax.adamw(lr, weight_decay=config.weight_decay)
+        lr = learning_rate
+    return optax.adamw(lr, weight_decay=weight_decay)
 
 
 def loss_fn(
@@ -216,9 +226,12 @@ def _compile_eval_in_background(
     """
     twin = nnx.clone(model)
     twin.eval()
-    thread = threading.Thread(
-        target=lambda: eval_step(twin, *batch).block_until_ready(), daemon=True
-    )
+
+    def compile_eval() -> None:
+        with seedless(twin):
+            eval_step(twin, *batch).block_until_ready()
+
+    thread = threading.Thread(target=compile_eval, daemon=True)
     thread.start()
     return thread
 
@@ -228,7 +241,8 @@ def _accuracy(
 ) -> float:
     """Accuracy over `n` real images in `batches` of `_eval_batches` (one host sync)."""
     model.eval()  # dropout off, batch norm on its running averages
-    correct = [eval_step(model, xb, yb, mask) for xb, yb, mask in batches]
+    with seedless(model):
+        correct = [eval_step(model, xb, yb, mask) for xb, yb, mask in batches]
     return int(np.sum(jax.device_get(correct))) / n
 
 
@@ -308,9 +322,57 @@ def check_loss(step: int, loss: float, first: float, config: Config) -> None:
     )
 
 
+@contextlib.contextmanager
+def seedless(model: nnx.Module) -> Iterator[None]:
+    """While inside, `model.config` (if any) reads seed 0: nnx compiles for a model's
+    structure, its config included, and the seed changes no computation after the
+    weights are drawn, so models that differ only in their seed share programs."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, Config) or config.seed == 0:
+        yield
+        return
+    model.config = config.replace(seed=0)
+    try:
+        yield
+    finally:
+        model.config = config
+
+
+# Compiled training steps, one per model structure and recipe (see `make_step`).
+_STEP_PROGRAMS: dict[tuple, Callable] = {}
+_KEEP_PROGRAMS = 32
+
+
+class BoundStep:
+    """A compiled `train_step` bound to one model and its optimizer.
+
+    Called as step(x_all, y_all, idx, smoothing, key) -> (loss, correct); each call
+    reads the variables' current values, runs the program, and writes the new values
+    back, so the model and optimizer are up to date after every step.
+    """
+
+    def __init__(self, program: Callable, variables: list[nnx.Variable]):
+        self.program = program  # jitted: (values, *args) -> (new values, loss, correct)
+        self.variables = variables
+
+    def _values(self) -> list[jax.Array]:
+        return [v.get_raw_value() for v in self.variables]
+
+    def __call__(self, *args) -> tuple[jax.Array, jax.Array]:
+        """One training step; updates the bound model and optimizer in place."""
+        values, loss, correct = self.program(self._values(), *args)
+        for variable, value in zip(self.variables, values):
+            variable.set_raw_value(value)
+        return loss, correct
+
+    def lower(self, *args) -> jax.stages.Lowered:
+        """The step lowered for these arguments (e.g. to read its compiled HLO)."""
+        return self.program.lower(self._values(), *args)
+
+
 def make_step(
     model: CNN, optimizer: nnx.Optimizer, config: Config, mesh: Mesh | None = None
-) -> Callable[..., tuple[jax.Array, jax.Array]]:
+) -> BoundStep:
     """`train_step` jitted with `model` and `optimizer` bound (data-parallel on `mesh`).
 
     The result is called as step(x_all, y_all, idx, smoothing, key) and updates the
@@ -318,22 +380,43 @@ def make_step(
     split over its "batch" axis; the caller replicates the model, the optimizer state
     and the training set over the same mesh first.
     """
-    # Binding model and optimizer once keeps the per-step Python overhead small: the
-    # variables are flattened once, and their new values are written back after each
-    # call. The step sets train mode itself, so what the caller does to the model's mode
-    # between steps (e.g. evaluate it) never reaches the step, and the step never
-    # depends on the mode the model had when the partial was built.
-    # The augmentation sizes and the batch sharding fix the program, so they are bound
-    # by name here rather than passed as static arguments on every call (no per-call
-    # hashing).
-    bound = functools.partial(
-        train_step,
-        shift=config.shift,
-        rotate=config.rotate,
-        flip=config.flip,
-        batch_sharding=None if mesh is None else parallel.batch_sharding(mesh),
-    )
-    return nnx.jit_partial(bound, model, optimizer, graph=False)
+    # The program takes the variables' values as one flat list and returns their new
+    # values: binding the model once keeps the per-step Python overhead small (no graph
+    # traversal per step). It is compiled once per structure (graphdef: layers, config
+    # less the seed, optimizer) and recipe, and reused by every later model of that
+    # structure: a short run on a small subset otherwise spends most of its time
+    # compiling the same program again. The step sets train mode itself, so what the
+    # caller does to the model's mode between steps (e.g. evaluate it) never reaches
+    # the step. The augmentation sizes and the batch sharding fix the program.
+    with seedless(model):
+        graphdef, state = nnx.split((model, optimizer))
+    variables = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+    treedef = jax.tree.structure(state)
+    sharding = None if mesh is None else parallel.batch_sharding(mesh)
+    key = (graphdef, treedef, config.shift, config.rotate, config.flip, sharding)
+    program = _STEP_PROGRAMS.get(key)
+    if program is None:
+        options = dict(
+            shift=config.shift,
+            rotate=config.rotate,
+            flip=config.flip,
+            batch_sharding=sharding,
+        )
+
+        def run(values: list[jax.Array], *args) -> tuple[list, jax.Array, jax.Array]:
+            model, optimizer = nnx.merge(graphdef, jax.tree.unflatten(treedef, values))
+            loss, correct = train_step(model, optimizer, *args, **options)
+            return jax.tree.leaves(nnx.state((model, optimizer))), loss, correct
+
+        program = _STEP_PROGRAMS[key] = jax.jit(run)
+        if len(_STEP_PROGRAMS) > _KEEP_PROGRAMS:  # forget the oldest
+            del _STEP_PROGRAMS[next(iter(_STEP_PROGRAMS))]
+    return BoundStep(program, variables)
+
+
+@functools.partial(nnx.jit, static_argnums=1)
+def _new_optimizer(model: CNN, tx: optax.GradientTransformation) -> nnx.Optimizer:
+    return nnx.Optimizer(model, tx, wrt=nnx.Param)
 
 
 def new_optimizer(model: CNN, tx: optax.GradientTransformation) -> nnx.Optimizer:
@@ -342,7 +425,8 @@ def new_optimizer(model: CNN, tx: optax.GradientTransformation) -> nnx.Optimizer
     Built op by op, each optimizer-state array (Adam's moments are zeros shaped like
     every parameter) is a small program compiled on first use.
     """
-    return nnx.jit(lambda m: nnx.Optimizer(m, tx, wrt=nnx.Param))(model)
+    with seedless(model):
+        return _new_optimizer(model, tx)
 
 
 def training_steps(

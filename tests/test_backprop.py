@@ -25,7 +25,9 @@ pytestmark = pytest.mark.filterwarnings(
 def vjp(f, dout, *args):
     """Gradients of <f(*args), dout> with respect to every argument (float32 arrays)."""
     args = [jnp.asarray(a, jnp.float32) for a in args]
-    _, pullback = jax.vjp(f, *args)
+    # Jitted: op by op, JAX compiles every primitive of f and of its transpose alone,
+    # seconds per test for a few tiny arrays.
+    _, pullback = jax.vjp(jax.jit(f), *args)
     return [np.asarray(g, np.float64) for g in pullback(jnp.asarray(dout, jnp.float32))]
 
 
@@ -59,8 +61,8 @@ def test_softmax_cross_entropy_gradient_is_p_minus_onehot(n, k):
 
     z = jnp.asarray(logits, jnp.float32)
     ours = backprop.softmax_cross_entropy_backward(logits, y)
-    close(ours, jax.grad(loss)(z))
-    close(ours, jax.grad(onehot_loss)(z))
+    close(ours, jax.jit(jax.grad(loss))(z))
+    close(ours, jax.jit(jax.grad(onehot_loss))(z))
     assert backprop.cross_entropy(logits, y) == pytest.approx(float(loss(z)), rel=1e-5)
 
 
@@ -255,7 +257,7 @@ def test_hand_chained_gradients_equal_jax_grad_for_every_parameter(batch, config
     model = mnist_cnn.CNN(config, rngs=nnx.Rngs(0))
     model.set_input_stats(0.13, 0.31)
     loss, grads = backprop.model_gradients(model, x, y)
-    (ref_loss, _), ref = nnx.value_and_grad(loss_fn, has_aux=True)(
+    (ref_loss, _), ref = nnx.jit(nnx.value_and_grad(loss_fn, has_aux=True))(
         model, jnp.asarray(x)[..., None], jnp.asarray(y)
     )
     assert loss == pytest.approx(float(ref_loss), abs=1e-5)

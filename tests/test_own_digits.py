@@ -118,3 +118,9 @@ def test_thin_matches_the_pixel_by_pixel_algorithm(seed):
         assert not (ours & ~mask).any()  # thinning only removes
     line = own_digits.thin(bar)
     assert line.sum() >= 20 and line[:, 10:20].sum(axis=0).max() == 1
+    # Off-centre in a wide margin, as `redraw` hands it over: the same line, in place.
+    page = np.zeros((50, 70), bool)
+    page[9:21, 31:61] = bar
+    np.testing.assert_array_equal(own_digits.thin(page)[9:21, 31:61], line)
+    assert own_digits.thin(page).sum() == line.sum()
+    assert not own_digits.thin(np.zeros((5, 5), bool)).any()

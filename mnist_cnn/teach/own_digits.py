@@ -75,7 +75,20 @@ _ZHANG_SUEN = _zhang_suen_tables()
 
 def thin(mask: np.ndarray) -> np.ndarray:
     """Zhang-Suen thinning: a boolean shape -> its one-pixel-wide centre line."""
-    m = np.pad(mask.astype(bool), 1)
+    mask = np.asarray(mask, bool)
+    line = np.zeros_like(mask)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if rows.size:
+        # Only the shape's bounding box: `redraw` pads the shape with a wide margin,
+        # and every pixel the loop visits costs time in each of its passes.
+        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        line[box] = _thin_box(mask[box])
+    return line
+
+
+def _thin_box(mask: np.ndarray) -> np.ndarray:
+    """`thin` on a mask that fills its array; returns a view of a padded copy."""
+    m = np.pad(mask, 1)
     centre = m[1:-1, 1:-1]  # a view: a pixel removed here is removed from m
     u = m.view(np.uint8)
     while True:
