@@ -41,12 +41,16 @@ $(WEB_MODEL): $(VENV)/.installed $(wildcard mnist_cnn/*.py)
 	$(PY) -c "import mnist_cnn; mnist_cnn.save(mnist_cnn.pretrained(), '_build/pretrained.npz')"
 	$(PY) -m mnist_cnn export-web _build/pretrained.npz $@
 
-# Two editions from the same sources: English, then Chinese with the catalogues of
+# Two editions from the same sources: English, and Chinese with the catalogues of
 # locales/zh_CN (tools/i18n.py build-zh runs jupyter-book with the same flags and a
 # zh_CN config generated from _config.yml; Sphinx compiles the .po files to .mo).
+# The two builds run side by side (each keeps one core busy; they write to different
+# folders), English's log printed after both have finished; either one failing fails.
 book: install $(WEB_MODEL)
-	$(VENV)/bin/jupyter-book build --all -W -n --keep-going .
-	$(PY) tools/i18n.py build-zh
+	mkdir -p _build; \
+	$(VENV)/bin/jupyter-book build --all -W -n --keep-going . > _build/book-en.log 2>&1 & \
+	en=$$!; $(PY) tools/i18n.py build-zh; zh=$$?; wait $$en; en_rc=$$?; \
+	cat _build/book-en.log; test $$en_rc -eq 0 && test $$zh -eq 0
 
 # New or changed English paragraphs become empty msgstrs in locales/zh_CN/LC_MESSAGES;
 # translate them, then `$(PY) tools/i18n.py check` (README.md, "Translating").

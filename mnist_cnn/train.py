@@ -338,41 +338,14 @@ def seedless(model: nnx.Module) -> Iterator[None]:
         model.config = config
 
 
-# Compiled training steps, one per model structure and recipe (see `make_step`).
+# Compiled training programs, one per model structure and recipe (see `make_step`).
 _STEP_PROGRAMS: dict[tuple, Callable] = {}
 _KEEP_PROGRAMS = 32
 
 
-class BoundStep:
-    """A compiled `train_step` bound to one model and its optimizer.
-
-    Called as step(x_all, y_all, idx, smoothing, key) -> (loss, correct); each call
-    reads the variables' current values, runs the program, and writes the new values
-    back, so the model and optimizer are up to date after every step.
-    """
-
-    def __init__(self, program: Callable, variables: list[nnx.Variable]):
-        self.program = program  # jitted: (values, *args) -> (new values, loss, correct)
-        self.variables = variables
-
-    def _values(self) -> list[jax.Array]:
-        return [v.get_raw_value() for v in self.variables]
-
-    def __call__(self, *args) -> tuple[jax.Array, jax.Array]:
-        """One training step; updates the bound model and optimizer in place."""
-        values, loss, correct = self.program(self._values(), *args)
-        for variable, value in zip(self.variables, values):
-            variable.set_raw_value(value)
-        return loss, correct
-
-    def lower(self, *args) -> jax.stages.Lowered:
-        """The step lowered for these arguments (e.g. to read its compiled HLO)."""
-        return self.program.lower(self._values(), *args)
-
-
 def make_step(
     model: CNN, optimizer: nnx.Optimizer, config: Config, mesh: Mesh | None = None
-) -> BoundStep:
+) -> Callable[..., tuple[jax.Array, jax.Array]]:
     """`train_step` jitted with `model` and `optimizer` bound (data-parallel on `mesh`).
 
     The result is called as step(x_all, y_all, idx, smoothing, key) and updates the
@@ -380,38 +353,40 @@ def make_step(
     split over its "batch" axis; the caller replicates the model, the optimizer state
     and the training set over the same mesh first.
     """
-    # The program takes the variables' values as one flat list and returns their new
-    # values: binding the model once keeps the per-step Python overhead small (no graph
-    # traversal per step). It is compiled once per structure (graphdef: layers, config
-    # less the seed, optimizer) and recipe, and reused by every later model of that
-    # structure: a short run on a small subset otherwise spends most of its time
-    # compiling the same program again. The step sets train mode itself, so what the
-    # caller does to the model's mode between steps (e.g. evaluate it) never reaches
-    # the step. The augmentation sizes and the batch sharding fix the program.
-    with seedless(model):
-        graphdef, state = nnx.split((model, optimizer))
-    variables = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, nnx.Variable))
-    treedef = jax.tree.structure(state)
+    # Binding model and optimizer once keeps the per-step Python overhead small: the
+    # variables are flattened once, and their new values are written back after each
+    # call. The step sets train mode itself, so what the caller does to the model's mode
+    # between steps (e.g. evaluate it) never reaches the step, and the step never
+    # depends on the mode the model had when the partial was built.
+    # The augmentation sizes and the batch sharding fix the program, so they are bound
+    # by name here rather than passed as static arguments on every call (no per-call
+    # hashing).
     sharding = None if mesh is None else parallel.batch_sharding(mesh)
-    key = (graphdef, treedef, config.shift, config.rotate, config.flip, sharding)
+    bound = functools.partial(
+        train_step,
+        shift=config.shift,
+        rotate=config.rotate,
+        flip=config.flip,
+        batch_sharding=sharding,
+    )
+    step = nnx.jit_partial(bound, model, optimizer, graph=False)
+    # Each `jit_partial` compiles its own program on its first call. A later model of
+    # the same structure (layers, config less the seed, optimizer) and recipe takes the
+    # program compiled for the first one, which reads the variables it is handed: a
+    # short run on a small subset would otherwise spend most of its time compiling the
+    # very same program again. (Without the attribute, in another Flax, every model
+    # simply compiles its own.)
+    with seedless(model):
+        structure = nnx.graphdef((model, optimizer))
+    key = (structure, config.shift, config.rotate, config.flip, sharding)
     program = _STEP_PROGRAMS.get(key)
-    if program is None:
-        options = dict(
-            shift=config.shift,
-            rotate=config.rotate,
-            flip=config.flip,
-            batch_sharding=sharding,
-        )
-
-        def run(values: list[jax.Array], *args) -> tuple[list, jax.Array, jax.Array]:
-            model, optimizer = nnx.merge(graphdef, jax.tree.unflatten(treedef, values))
-            loss, correct = train_step(model, optimizer, *args, **options)
-            return jax.tree.leaves(nnx.state((model, optimizer))), loss, correct
-
-        program = _STEP_PROGRAMS[key] = jax.jit(run)
+    if program is not None and hasattr(step, "jitted_fn"):
+        step.jitted_fn = program
+    elif hasattr(step, "jitted_fn"):
+        _STEP_PROGRAMS[key] = step.jitted_fn
         if len(_STEP_PROGRAMS) > _KEEP_PROGRAMS:  # forget the oldest
             del _STEP_PROGRAMS[next(iter(_STEP_PROGRAMS))]
-    return BoundStep(program, variables)
+    return step
 
 
 @functools.partial(nnx.jit, static_argnums=1)

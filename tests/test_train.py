@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -258,3 +260,40 @@ def test_divergence_threshold_is_relative_to_the_first_loss_or_a_uniform_guess()
         check_loss(5, float("nan"), 2.3, config)
     # A model that starts trained (first loss 0.01) may meet a batch with loss 5.
     check_loss(5, 5.0, 0.01, config)
+
+
+def test_models_that_differ_only_in_seed_share_one_compiled_step(mnist):
+    """The second model's step reuses the first one's program, and trains its own
+    variables exactly as a step compiled for it alone would."""
+    from mnist_cnn.train import make_step, new_optimizer
+
+    x, y = _copies(mnist, 50)
+    config = Config(conv_channels=(4,), dense=(8,), dropout=0.25, batch_size=50)
+
+    def setup(seed):
+        model = init_model(config.replace(seed=seed), x)
+        return model, new_optimizer(model, make_optimizer(config, 10))
+
+    a, b, alone = setup(0), setup(1), setup(1)
+    step_a = make_step(*a, config.replace(seed=0))
+    step_b = make_step(*b, config.replace(seed=1))
+    assert step_b.jitted_fn is step_a.jitted_fn  # one program for both
+    # A different structure gets a program of its own.
+    wider = init_model(config.replace(dense=(16,)), x)
+    other = make_step(wider, new_optimizer(wider, make_optimizer(config, 10)), config)
+    assert other.jitted_fn is not step_a.jitted_fn
+
+    before_a = _weights(a[0])
+    idx = jnp.arange(50)
+    for _ in range(3):
+        step_b(x, y, idx, 0.1, None)
+    after_b = _weights(b[0])
+    assert all(np.array_equal(p, q) for p, q in zip(before_a, _weights(a[0])))
+
+    # The same three steps through a program compiled for `alone` only.
+    bound = functools.partial(train_step, shift=0, rotate=0.0, flip=False)
+    own = nnx.jit_partial(bound, *alone, graph=False)
+    for _ in range(3):
+        own(x, y, idx, 0.1, None)
+    for p, q in zip(after_b, _weights(alone[0]), strict=True):
+        np.testing.assert_array_equal(p, q)
