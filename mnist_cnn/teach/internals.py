@@ -155,6 +155,13 @@ def _kernels(tree: CNN | nnx.State, model: CNN) -> dict[str, nnx.Variable]:
     return {**kernels, "head": tree.head.kernel}
 
 
+@nnx.jit
+def _loss_gradient(model: CNN, x: jax.Array, y: jax.Array) -> nnx.State:
+    # Compiled as one program: op by op, JAX compiles each of the hundreds of small
+    # operations of the backward pass on first use (seconds for one gradient).
+    return nnx.grad(lambda m: loss_fn(m, x, y)[0])(model)
+
+
 def layer_gradient_norms(model: CNN, x: ArrayLike, y: ArrayLike) -> dict[str, float]:
     """Norm of the cross-entropy gradient w.r.t. each layer's kernel, on the batch (x,
     y).
@@ -163,7 +170,7 @@ def layer_gradient_norms(model: CNN, x: ArrayLike, y: ArrayLike) -> dict[str, fl
     if len(x) != len(y):
         raise ValueError(f"got {len(x)} images and {len(y)} labels")
     model.eval()
-    grads = nnx.grad(lambda m: loss_fn(m, x, y)[0])(model)
+    grads = _loss_gradient(model, x, y)
     return {
         name: float(jnp.linalg.norm(kernel[...]))
         for name, kernel in _kernels(grads, model).items()
@@ -178,7 +185,7 @@ def dense_kernel_gradient(model: CNN, image: ArrayLike, label: int) -> np.ndarra
     """
     x, y = as_batch(np.asarray(image)[None]), jnp.asarray([label], jnp.int32)
     model.eval()
-    grads = nnx.grad(lambda m: loss_fn(m, x, y)[0])(model)
+    grads = _loss_gradient(model, x, y)
     kernels = _kernels(grads, model)
     first = "dense1" if "dense1" in kernels else "head"
     return np.asarray(kernels[first][...])
