@@ -129,7 +129,10 @@ def browser_session():
             executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
         )
         # The window the book is checked at: code boxes must not scroll at this size.
-        context = browser.new_context(viewport=VIEWPORT)
+        # Reduced motion: the theme's CSS transitions off, so an element Playwright
+        # must click or photograph is never caught mid-transition on a loaded machine
+        # (once, in CI, the Chinese draw panel never became "stable" for 15 s).
+        context = browser.new_context(viewport=VIEWPORT, reduced_motion="reduce")
         context.set_default_timeout(15_000)
         blocked: list[str] = []
         route_requests(context, base_url, blocked)
