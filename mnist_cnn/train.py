@@ -376,13 +376,14 @@ def make_step(
     # short run on a small subset would otherwise spend most of its time compiling the
     # very same program again. (Without the attribute, in another Flax, every model
     # simply compiles its own.)
+    if not hasattr(step, "jitted_fn"):
+        return step
     with seedless(model):
         structure = nnx.graphdef((model, optimizer))
     key = (structure, config.shift, config.rotate, config.flip, sharding)
-    program = _STEP_PROGRAMS.get(key)
-    if program is not None and hasattr(step, "jitted_fn"):
-        step.jitted_fn = program
-    elif hasattr(step, "jitted_fn"):
+    if key in _STEP_PROGRAMS:
+        step.jitted_fn = _STEP_PROGRAMS[key]
+    else:
         _STEP_PROGRAMS[key] = step.jitted_fn
         if len(_STEP_PROGRAMS) > _KEEP_PROGRAMS:  # forget the oldest
             del _STEP_PROGRAMS[next(iter(_STEP_PROGRAMS))]
