@@ -18,6 +18,8 @@ from mnist_cnn.train import (
     epoch_lengths,
     loss_fn,
     make_optimizer,
+    make_step,
+    new_optimizer,
     split_data,
     train_step,
     training_steps,
@@ -265,8 +267,6 @@ def test_divergence_threshold_is_relative_to_the_first_loss_or_a_uniform_guess()
 def test_models_that_differ_only_in_seed_share_one_compiled_step(mnist):
     """The second model's step reuses the first one's program, and trains its own
     variables exactly as a step compiled for it alone would."""
-    from mnist_cnn.train import make_step, new_optimizer
-
     x, y = _copies(mnist, 50)
     config = Config(conv_channels=(4,), dense=(8,), dropout=0.25, batch_size=50)
 
